@@ -1,0 +1,409 @@
+"""The interactive sampler for JupyterLab: a view over charrnn.sampling.
+
+    from charrnn.widgets import SamplerUI
+    SamplerUI.from_runs()            # every best/last checkpoint under runs/
+    sampler_ui("runs/shakespeare")   # one checkpoint (file, run directory or Checkpoint)
+
+All model code lives in charrnn.sampling; this module only wires widgets to
+`sample` and to the next-character distribution, and renders the results.
+The pieces are attributes (picker, temperature, top_p, length, prime, seed,
+random_seed, button, chart, output, message), so tests can drive the UI the
+way a person does: set values, `ui.button.click()`, read `ui.result_text`.
+"""
+from __future__ import annotations
+
+import html
+import math
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ipywidgets as w
+import numpy as np
+
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from .paths import repo_root, runs_dir
+from .sampling import SamplingError, check_sampling_args, distribution, prime_state, sample
+
+TOP_K = 15                      # characters shown in the chart
+KINDS = ("best", "last")        # checkpoint files a run directory holds, in picker order
+PRIME_CANDIDATES = ("The ", "And ", "the ", "He ", "A ")   # tried in order; must be in the vocabulary
+CREATE_HINT = ("<code>make report</code> trains the report's models, or train one yourself: "
+               "<code>python -m charrnn train --corpus data/shakespeare.txt --updates 20000 --out runs/NAME</code>")
+_SEEN = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍"}
+_DESC = {"description_width": "92px"}
+
+
+def visible(ch: str) -> str:
+    """ch with whitespace and control characters made visible: ' ' -> '␣', '\\n' -> '⏎'."""
+    if ch in _SEEN:
+        return _SEEN[ch]
+    if not ch.isprintable():
+        return f"U+{ord(ch):04X}"
+    return ch
+
+
+def entropy_bits(p) -> float:
+    """Shannon entropy of the distribution p (K,), in bits."""
+    p = np.asarray(p, dtype=np.float64)
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum()) + 0.0   # + 0.0 turns -0.0 into 0.0
+
+
+def default_prime(vocab) -> str:
+    """A short opening made of characters the model knows (its vocabulary is the corpus's)."""
+    for cand in PRIME_CANDIDATES:
+        if not vocab.missing(cand):
+            return cand
+    for pick in (str.isupper, str.isalpha, lambda c: c.isprintable() and not c.isspace()):
+        for c in vocab.chars:
+            if pick(c):
+                return c
+    return vocab.chars[0]
+
+
+@dataclass
+class CheckpointEntry:
+    """One checkpoint file on offer in the picker."""
+    checkpoint: Checkpoint
+    run: str                    # the run directory, relative to the runs root
+    mtime: float = 0.0
+
+    @property
+    def step(self) -> int:
+        """Updates behind these parameters (for `best`: the step where the smooth loss was lowest)."""
+        ck = self.checkpoint
+        return ck.best_step if ck.kind == "best" and ck.best_step is not None else ck.step
+
+    @property
+    def loss(self) -> float | None:
+        ck = self.checkpoint
+        return ck.best_smooth_loss if ck.kind == "best" and ck.best_smooth_loss is not None else ck.smooth_loss
+
+    @property
+    def label(self) -> str:
+        loss = "" if self.loss is None else f", smooth loss {self.loss:.2f}"
+        return f"{self.run} · {self.checkpoint.kind} (step {self.step:,}{loss})"
+
+
+def find_checkpoints(root=None) -> tuple[list[CheckpointEntry], list[str]]:
+    """Every best.npz and last.npz under root (default runs_dir()).
+
+    Returns (entries sorted by run then best before last, one-line notes on files that could not be read).
+    """
+    root = _resolve(root)
+    entries, skipped = [], []
+    if not root.is_dir():
+        return entries, skipped
+    files = sorted({p for kind in KINDS for p in root.rglob(f"{kind}.npz")},
+                   key=lambda p: (str(p.parent.relative_to(root)), KINDS.index(p.stem)))
+    for p in files:
+        try:
+            ck = load_checkpoint(p)
+        except (CheckpointError, OSError) as exc:
+            skipped.append(str(exc).splitlines()[0])
+            continue
+        run = str(p.parent.relative_to(root)) if p.parent != root else root.name
+        entries.append(CheckpointEntry(ck, run, p.stat().st_mtime))
+    return entries, skipped
+
+
+def _resolve(path) -> Path:
+    """runs_dir() for None; a relative path is taken from the repository root, not the working directory."""
+    if path is None:
+        return runs_dir()
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else repo_root() / p
+
+
+def _default_index(entries: list[CheckpointEntry]) -> int:
+    """The best checkpoint of the most recently written run (what a person most likely just trained)."""
+    newest = max(entries, key=lambda e: e.mtime).run
+    same = [i for i, e in enumerate(entries) if e.run == newest]
+    return min(same, key=lambda i: KINDS.index(entries[i].checkpoint.kind))
+
+
+class SamplerUI:
+    """Pick a checkpoint, set temperature / top-p / length / prime / seed, press Sample, read the text.
+
+    The chart beside the controls shows the next-character distribution after
+    the prime at the current temperature and top-p, with its entropy in bits.
+    """
+
+    def __init__(self, entries: list[CheckpointEntry], notes: list[str] | None = None, empty_message: str = ""):
+        self.entries = list(entries)
+        self._result = ""
+        self._error = ""
+        self._probs = None          # (K,) next-character distribution behind the chart
+        self._full = None           # (K,) the same before top-p filtering
+        self._quiet = False         # True while the UI itself writes into a control
+        self._skipped = list(notes or [])   # one line per checkpoint file that could not be read
+        self._seeds = np.random.default_rng(secrets.randbits(64))
+
+        # --- controls ---
+        self.picker = w.Dropdown(description="Checkpoint", options=[(e.label, i) for i, e in enumerate(self.entries)],
+                                 style=_DESC, layout=w.Layout(width="100%", max_width="760px"))
+        self.temperature = w.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.05, description="Temperature",
+                                         readout_format=".2f", style=_DESC, layout=w.Layout(width="100%"),
+                                         tooltip="0 = greedy (always the most likely character); above 1 = wilder")
+        self.top_p = w.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="Top-p",
+                                   readout_format=".2f", style=_DESC, layout=w.Layout(width="100%"),
+                                   tooltip="sample only from the most likely characters covering this much probability")
+        self.length = w.IntSlider(value=300, min=10, max=2000, step=1, description="Length",
+                                  style=_DESC, layout=w.Layout(width="100%"), tooltip="characters to generate")
+        self.prime = w.Text(value="", description="Prime", placeholder="opening text", style=_DESC,
+                            layout=w.Layout(width="100%"), tooltip="text fed to the network before sampling")
+        self.seed = w.BoundedIntText(value=0, min=0, max=2**32 - 1, description="Seed", style=_DESC,
+                                     layout=w.Layout(width="210px"), tooltip="the same seed gives the same text")
+        self.random_seed = w.Checkbox(value=True, description="random", indent=False,
+                                      layout=w.Layout(width="auto", margin="0 0 0 12px"),
+                                      tooltip="draw a fresh seed for every sample (shown in the box)")
+        self.button = w.Button(description="Sample", button_style="primary", icon="play",
+                               layout=w.Layout(width="140px", margin="8px 0 0 96px"))
+
+        # --- views ---
+        self.info = w.HTML(layout=w.Layout(margin="0 0 4px 96px"))
+        self.chart = w.HTML(layout=w.Layout(width="100%"))
+        self.message = w.HTML(layout=w.Layout(min_height="0"))
+        self.output = w.HTML(layout=w.Layout(width="100%"))
+
+        controls = w.VBox([self.temperature, self.top_p, self.length, self.prime,
+                           w.HBox([self.seed, self.random_seed], layout=w.Layout(align_items="center")),
+                           self.button],
+                          layout=w.Layout(flex="1 1 340px", min_width="300px", max_width="460px"))
+        chart_box = w.VBox([self.chart], layout=w.Layout(flex="1 1 300px", min_width="260px", max_width="420px",
+                                                         margin="0 0 0 24px"))
+        self.widget = w.VBox(
+            [self.picker, self.info,
+             w.HBox([controls, chart_box], layout=w.Layout(flex_flow="row wrap", align_items="flex-start")),
+             self.message, self.output],
+            layout=w.Layout(width="100%", max_width="900px"))
+
+        # --- wiring ---
+        self.picker.observe(self._on_checkpoint, names="value")
+        for c in (self.temperature, self.top_p, self.prime):
+            c.observe(self._on_change, names="value")
+        self.seed.observe(self._on_seed, names="value")
+        self.button.on_click(lambda _: self.sample())
+
+        if not self.entries:
+            for c in (self.picker, self.temperature, self.top_p, self.length, self.prime, self.seed,
+                      self.random_seed, self.button):
+                c.disabled = True
+            self.info.value = _note(empty_message or f"No checkpoint yet. {CREATE_HINT}")
+            self.chart.value = _chart_placeholder("no model")
+        else:
+            self.picker.value = _default_index(self.entries)
+            self._on_checkpoint()
+
+    # --- constructors ---
+    @classmethod
+    def from_runs(cls, path=None) -> "SamplerUI":
+        """A UI over every best/last checkpoint under path (default runs_dir(); relative to the repo root)."""
+        root = _resolve(path)
+        entries, skipped = find_checkpoints(root)
+        empty = ""
+        if not entries:
+            empty = f"No checkpoint under <code>{html.escape(str(root))}</code>. {CREATE_HINT}"
+            if skipped:
+                empty += "<br>Unreadable: " + html.escape("; ".join(skipped))
+        return cls(entries, skipped, empty)
+
+    # --- state the tests read ---
+    @property
+    def checkpoint(self) -> Checkpoint | None:
+        """The checkpoint currently picked."""
+        return self.entries[self.picker.value].checkpoint if self.entries else None
+
+    @property
+    def result_text(self) -> str:
+        """The characters drawn by the last successful Sample (the prime not included)."""
+        return self._result
+
+    @property
+    def error(self) -> str:
+        """The inline error line now shown ('' when all is well)."""
+        return self._error
+
+    @property
+    def probabilities(self) -> np.ndarray | None:
+        """(K,) the next-character distribution the chart shows (after temperature and top-p)."""
+        return self._probs
+
+    @property
+    def nucleus_mass(self) -> float | None:
+        """How much of the temperature-scaled distribution the characters kept by top-p cover."""
+        return None if self._probs is None else float(self._full[self._probs > 0].sum())
+
+    @property
+    def chart_rows(self) -> list[tuple[str, float]]:
+        """The chart's rows: (character, probability), most likely first."""
+        if self._probs is None:
+            return []
+        order = np.argsort(-self._full, kind="stable")[:TOP_K]
+        return [(self.checkpoint.vocab.chars[i], float(self._probs[i])) for i in order]
+
+    # --- actions ---
+    def sample(self) -> str:
+        """Draw length characters with the current settings; show them (or one error line). Returns the text."""
+        ck = self.checkpoint
+        if ck is None:
+            return ""
+        if self.random_seed.value:
+            self._quiet = True
+            try:
+                self.seed.value = int(self._seeds.integers(0, 2**31))
+            finally:
+                self._quiet = False
+        temperature, top_p, n, prime = self._settings()
+        seed = int(self.seed.value)
+        self.button.disabled = True
+        t0 = time.perf_counter()
+        try:
+            text = sample(ck.params, ck.vocab, n=n, prime=prime, temperature=temperature, top_p=top_p, seed=seed)
+        except (SamplingError, ValueError) as exc:
+            self._show_error(_one_line(exc))
+            return ""
+        finally:
+            self.button.disabled = False
+        ms = (time.perf_counter() - t0) * 1e3
+        self._result = text
+        self._show_error("")
+        how = "greedy" if temperature == 0 else f"seed {seed} · temperature {temperature:.2f} · top-p {top_p:.2f}"
+        self.output.value = _render_text(prime, text, f"{len(text):,} characters in {ms:.0f} ms · {how}")
+        return text
+
+    def display(self):
+        """Show the UI in the notebook (it also displays itself as a cell's last expression)."""
+        from IPython.display import display
+        display(self.widget)
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    # --- reactions ---
+    def _settings(self):
+        return (round(float(self.temperature.value), 6), round(float(self.top_p.value), 6),
+                int(self.length.value), self.prime.value)
+
+    def _on_checkpoint(self, change=None):
+        ck = self.checkpoint
+        if ck is None:
+            return
+        if not self.prime.value or ck.vocab.missing(self.prime.value):
+            self._quiet = True
+            try:
+                self.prime.value = default_prime(ck.vocab)
+            finally:
+                self._quiet = False
+        e = self.entries[self.picker.value]
+        parts = [f"{len(ck.vocab)} characters", f"{ck.config.m} hidden units", f"{e.step:,} updates",
+                 f"seq length {ck.config.seq_length}"]
+        extra = "" if not self._skipped else (
+            f"<br>Skipped {len(self._skipped)} unreadable checkpoint(s): " + html.escape("; ".join(self._skipped)))
+        self.info.value = _note(" · ".join(parts) + extra)
+        self._result = ""
+        self.output.value = _render_text("", "", "Press Sample to generate text.")
+        self._refresh_chart()
+
+    def _on_change(self, change=None):
+        if not self._quiet:
+            self._refresh_chart()
+
+    def _on_seed(self, change):
+        if not self._quiet and self.random_seed.value:
+            self.random_seed.value = False      # typing a seed means: use this one
+
+    def _refresh_chart(self):
+        ck = self.checkpoint
+        temperature, top_p, _, prime = self._settings()
+        try:
+            check_sampling_args(ck.vocab, 0, prime, temperature, top_p)
+            _, logits = prime_state(ck.params, ck.vocab, prime)
+        except (SamplingError, ValueError) as exc:
+            self._probs = self._full = None
+            self.chart.value = _chart_placeholder("—")
+            self._show_error(_one_line(exc))
+            return
+        self._full = distribution(logits, temperature, 1.0)
+        self._probs = distribution(logits, temperature, top_p)
+        self._show_error("")
+        self.chart.value = _render_chart(prime, self.chart_rows, entropy_bits(self._probs), len(ck.vocab),
+                                         int((self._probs > 0).sum()), self.nucleus_mass, top_p)
+
+    def _show_error(self, text: str):
+        self._error = text
+        self.message.value = "" if not text else (
+            f'<div class="charrnn-error" style="color: var(--jp-error-color1, #c62828); '
+            f'font-size: 13px; margin: 6px 0 0 0">⚠ {html.escape(text)}</div>')
+
+
+def sampler_ui(checkpoint) -> SamplerUI:
+    """A UI over one checkpoint: a Checkpoint, a checkpoint file, or a run directory (its last.npz)."""
+    if not isinstance(checkpoint, Checkpoint):
+        checkpoint = load_checkpoint(_resolve(checkpoint))
+    run = Path(checkpoint.path).parent.name if checkpoint.path else "checkpoint"
+    return SamplerUI([CheckpointEntry(checkpoint, run)])
+
+
+# --- rendering (plain HTML with JupyterLab's theme variables, so it reads in light and dark themes) ---
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _note(inner: str) -> str:
+    return f'<div style="color: var(--jp-ui-font-color2, #616161); font-size: 12px">{inner}</div>'
+
+
+def _chart_placeholder(text: str) -> str:
+    return (f'<div class="charrnn-chart" style="color: var(--jp-ui-font-color2, #757575); font-size: 12px; '
+            f'padding: 8px 0">Next-character distribution: {html.escape(text)}</div>')
+
+
+def _render_chart(prime, rows, entropy, K, kept, mass, top_p) -> str:
+    tail = prime[-18:]
+    shown = html.escape("".join(visible(c) for c in tail))
+    head = (f'<div style="font-size: 12px; color: var(--jp-ui-font-color1); margin-bottom: 4px">'
+            f'Next character after <span style="font-family: var(--jp-code-font-family, monospace); '
+            f'background: var(--jp-layout-color2, #eee); padding: 0 3px">{"…" if len(prime) > 18 else ""}{shown}</span></div>')
+    top = max((p for _, p in rows), default=0) or 1.0
+    lines = []
+    for ch, p in rows:
+        cut = p == 0
+        width = 100 * p / top
+        color = "var(--jp-brand-color1, #1976d2)"
+        label_color = "var(--jp-ui-font-color3, #9e9e9e)" if cut else "var(--jp-ui-font-color1, #212121)"
+        ws = ch.isspace() or not ch.isprintable()
+        lines.append(
+            f'<div style="display: grid; grid-template-columns: 3.2em 1fr 3.8em; align-items: center; '
+            f'height: 17px; column-gap: 6px" title="{html.escape(repr(ch))}: {p:.4f}">'
+            f'<span style="font-family: var(--jp-code-font-family, monospace); text-align: center; color: {label_color};'
+            f'{" opacity: 0.75;" if ws else ""}">{html.escape(visible(ch))}</span>'
+            f'<span style="background: var(--jp-layout-color2, #eeeeee); height: 11px; border-radius: 2px">'
+            f'<span style="display: block; height: 100%; width: {width:.1f}%; background: {color}; '
+            f'border-radius: 2px"></span></span>'
+            f'<span style="font-size: 11px; text-align: right; color: {label_color}; '
+            f'font-variant-numeric: tabular-nums">{"cut" if cut else f"{100 * p:.1f}%"}</span></div>')
+    nucleus = "" if top_p >= 1 else f" · top-p keeps {kept} of {K} ({100 * mass:.0f}% of the mass)"
+    foot = (f'<div style="font-size: 12px; color: var(--jp-ui-font-color2, #616161); margin-top: 6px">'
+            f'<b style="color: var(--jp-ui-font-color1)">entropy {entropy:.2f} bits</b> '
+            f'(uniform over {K}: {math.log2(K):.2f}){nucleus}</div>')
+    return f'<div class="charrnn-chart">{head}{"".join(lines)}{foot}</div>'
+
+
+def _render_text(prime: str, text: str, status: str) -> str:
+    body = ""
+    if prime or text:
+        body = (f'<div class="charrnn-output" style="font-family: var(--jp-code-font-family, monospace); '
+                f'font-size: 13px; line-height: 1.45; white-space: pre-wrap; overflow-wrap: anywhere; '
+                f'max-height: 420px; overflow-y: auto; padding: 10px 12px; border-radius: 4px; '
+                f'border: 1px solid var(--jp-border-color2, #e0e0e0); background: var(--jp-layout-color1, #fff); '
+                f'color: var(--jp-content-font-color1, #212121)">'
+                f'<span class="charrnn-prime" style="color: var(--jp-ui-font-color2, #757575); '
+                f'background: var(--jp-layout-color2, #f0f0f0)">{html.escape(prime)}</span>'
+                f'<span class="charrnn-sample">{html.escape(text)}</span></div>')
+    return (f'<div style="font-size: 12px; color: var(--jp-ui-font-color2, #616161); margin: 8px 0 4px 0" '
+            f'class="charrnn-status">{html.escape(status)}</div>{body}')

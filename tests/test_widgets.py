@@ -1,0 +1,179 @@
+"""The sampler widget, driven from Python the way a person drives it: set controls, click Sample, read."""
+import numpy as np
+import pytest
+
+pytest.importorskip("ipywidgets")
+
+from charrnn import TrainConfig, load_checkpoint, sample, train  # noqa: E402
+from charrnn.sampling import next_char_distribution  # noqa: E402
+from charrnn.widgets import SamplerUI, default_prime, entropy_bits, sampler_ui, visible  # noqa: E402
+
+TEXT = ("The quick brown fox jumps over the lazy dog.\n"
+        "And then the dog sleeps, and the fox runs home to the den.\n") * 20
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A runs directory with one tiny trained run (best.npz and last.npz)."""
+    root = tmp_path_factory.mktemp("runs")
+    train(TEXT, TrainConfig(m=16, n_updates=300, seq_length=10, checkpoint_dir=str(root / "tiny"),
+                            sample_every=100, log_every=50))
+    return root
+
+
+@pytest.fixture
+def ui(runs):
+    ui = SamplerUI.from_runs(runs)
+    ui.random_seed.value = False
+    return ui
+
+
+def test_picker_lists_best_and_last_with_step_and_loss(runs, ui):
+    labels = [label for label, _ in ui.picker.options]
+    assert len(labels) == 2
+    assert labels[0].startswith("tiny · best (step ") and "smooth loss" in labels[0]
+    assert labels[1].startswith("tiny · last (step 300,")
+    assert ui.checkpoint.kind == "best"            # the default pick: the newest run's best parameters
+    assert ui.prime.value == "The "                # occurs in the corpus
+    assert not ui.checkpoint.vocab.missing(ui.prime.value)
+
+
+def test_sample_has_the_requested_length_and_is_shown(ui):
+    ui.length.value = 123
+    ui.seed.value = 7
+    ui.button.click()
+    assert ui.error == ""
+    assert len(ui.result_text) == 123
+    assert "123 characters" in ui.output.value
+    assert "charrnn-sample" in ui.output.value
+
+
+def test_fixed_seed_reproduces_and_matches_the_library(ui):
+    ui.temperature.value, ui.top_p.value, ui.length.value, ui.seed.value = 0.8, 0.9, 200, 42
+    ui.button.click()
+    first = ui.result_text
+    ui.button.click()
+    assert ui.result_text == first
+    ck = ui.checkpoint
+    assert first == sample(ck.params, ck.vocab, n=200, prime="The ", temperature=0.8, top_p=0.9, seed=42)
+    ui.seed.value = 43
+    ui.button.click()
+    assert ui.result_text != first
+
+
+def test_random_seed_draws_a_new_seed_and_shows_it(ui):
+    ui.random_seed.value = True
+    ui.button.click()
+    seed, text = ui.seed.value, ui.result_text
+    ck = ui.checkpoint
+    assert text == sample(ck.params, ck.vocab, n=300, prime="The ", seed=seed)
+    ui.seed.value = seed                           # typing a seed turns "random" off
+    ui.seed.value = seed + 1
+    assert ui.random_seed.value is False
+
+
+def test_temperature_zero_is_the_librarys_greedy_sample(ui):
+    ui.temperature.value = 0
+    ui.length.value = 250
+    ui.seed.value = 1
+    ui.button.click()
+    ck = ui.checkpoint
+    assert ui.result_text == sample(ck.params, ck.vocab, n=250, prime="The ", temperature=0)
+    ui.seed.value = 2                              # the seed does not matter when greedy
+    ui.button.click()
+    assert ui.result_text == sample(ck.params, ck.vocab, n=250, prime="The ", temperature=0)
+    assert "greedy" in ui.output.value
+    assert ui.chart_rows[0][1] == 1.0 and entropy_bits(ui.probabilities) == 0.0
+
+
+def test_bad_prime_is_one_readable_inline_line(ui):
+    ui.prime.value = "The Zürich"
+    assert "'ü'" in ui.error and "'Z'" in ui.error and "vocabulary" in ui.error
+    assert "\n" not in ui.error and "Traceback" not in ui.message.value
+    assert "charrnn-error" in ui.message.value
+    ui.button.click()                              # no exception escapes the button
+    assert "'ü'" in ui.error and ui.result_text == ""
+    ui.prime.value = "The "
+    assert ui.error == "" and ui.message.value == ""
+
+
+def test_other_checkpoint_is_used_after_picking_it(ui):
+    ui.picker.value = 1
+    assert ui.checkpoint.kind == "last"
+    ui.temperature.value, ui.length.value = 0, 80
+    ui.button.click()
+    last = load_checkpoint(ui.checkpoint.path)
+    assert ui.result_text == sample(last.params, last.vocab, n=80, prime="The ", temperature=0)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 1.7])
+def test_chart_is_the_distribution_after_the_prime(ui, temperature):
+    ui.temperature.value = temperature
+    ck = ui.checkpoint
+    expected = next_char_distribution(ck.params, ck.vocab, "The ", temperature=temperature)
+    np.testing.assert_allclose(ui.probabilities, expected, rtol=0, atol=1e-12)
+    assert ui.probabilities.sum() == pytest.approx(1.0, abs=1e-12)    # top-p 1: nothing filtered
+    rows = ui.chart_rows
+    assert len(rows) == 15
+    assert [p for _, p in rows] == sorted((p for _, p in rows), reverse=True)
+    assert f"entropy {entropy_bits(expected):.2f} bits" in ui.chart.value
+
+
+@pytest.mark.parametrize("top_p", [0.05, 0.3, 0.75, 0.95])
+def test_top_p_keeps_at_least_top_p_of_the_mass(ui, top_p):
+    ui.temperature.value = 1.2
+    ui.top_p.value = top_p
+    ck = ui.checkpoint
+    full = next_char_distribution(ck.params, ck.vocab, "The ", temperature=1.2)
+    kept = ui.probabilities > 0
+    assert ui.probabilities.sum() == pytest.approx(1.0, abs=1e-12)
+    assert full[kept].sum() >= top_p - 1e-12
+    assert ui.nucleus_mass == pytest.approx(full[kept].sum())
+    dropped = full[~kept]                          # the smallest set: every dropped char is less likely
+    assert dropped.size == 0 or dropped.max() <= full[kept].min()
+    assert "top-p keeps" in ui.chart.value
+
+
+def test_chart_updates_when_a_control_changes(ui):
+    before = ui.chart.value
+    ui.prime.value = "The d"
+    assert ui.chart.value != before
+    assert "Next character after" in ui.chart.value
+
+
+def test_whitespace_is_visible():
+    assert visible(" ") == "␣" and visible("\n") == "⏎" and visible("\t") == "⇥" and visible("a") == "a"
+    assert visible("\x07") == "U+0007"
+
+
+def test_default_prime_uses_only_corpus_characters():
+    from charrnn import Vocabulary
+    assert default_prime(Vocabulary.from_text("abc xyz")) == "a"
+    assert default_prime(Vocabulary.from_text("hello World")) == "W"
+    assert default_prime(Vocabulary.from_text("The end")) == "The "
+
+
+def test_no_checkpoint_says_how_to_make_one(tmp_path):
+    ui = SamplerUI.from_runs(tmp_path / "empty")
+    assert ui.checkpoint is None and ui.button.disabled
+    assert "make report" in ui.info.value and "python -m charrnn train" in ui.info.value
+    ui.button.click()
+    assert ui.result_text == ""
+
+
+def test_unreadable_checkpoint_is_skipped_with_a_note(runs, tmp_path):
+    import shutil
+    shutil.copytree(runs / "tiny", tmp_path / "tiny")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "last.npz").write_bytes(b"not a zip")
+    ui = SamplerUI.from_runs(tmp_path)
+    assert len(ui.picker.options) == 2
+    assert "Skipped 1 unreadable" in ui.info.value
+
+
+def test_sampler_ui_takes_a_run_directory(runs):
+    ui = sampler_ui(runs / "tiny")
+    assert ui.checkpoint.kind == "last" and len(ui.picker.options) == 1
+    ui.length.value = 10
+    ui.button.click()
+    assert len(ui.result_text) == 10
