@@ -31,6 +31,8 @@ class TrainConfig:
     beta1: float = 0.9            # Adam first-moment decay
     beta2: float = 0.999          # Adam second-moment decay
     clip: float = 5.0             # element-wise gradient clip to [-clip, clip] before each update
+    max_loss_ratio: float = 3.0   # stop as diverged when a loss exceeds this many times seq_length*log(K),
+                                  # i.e. far worse than guessing uniformly (non-finite losses always stop)
     n_updates: int = 100_000      # total updates (ignored when epochs is set)
     epochs: int | None = None     # train for this many passes over the text instead
     time_budget: float | None = None  # stop after this many seconds of training (None: no limit)
@@ -58,6 +60,8 @@ class TrainConfig:
         need(_finite(self.sigma) and self.sigma > 0, f"sigma must be > 0, got {self.sigma!r}")
         need(_finite(self.clip) and self.clip > 0, f"clip must be > 0, got {self.clip!r}")
         need(_finite(self.eps) and self.eps > 0, f"eps must be > 0, got {self.eps!r}")
+        need(_finite(self.max_loss_ratio) and self.max_loss_ratio > 1,
+             f"max_loss_ratio must be > 1, got {self.max_loss_ratio!r}")
         need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         need(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         for name in ("rho", "beta1", "beta2"):

@@ -169,6 +169,7 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
         best_flat[...] = flat.theta
 
     update = UPDATES[config.optimizer]
+    loss_limit = config.max_loss_ratio * L * math.log(max(K, 2))
     hyper = dict(eta=config.eta, eps=config.eps, rho=config.rho, beta1=config.beta1, beta2=config.beta2)
     P, G = flat.params, flat.grads
     work = np.empty_like(flat.theta)                 # optimiser scratch
@@ -187,7 +188,9 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
                       best_step=best_step, rng_state=rng.bit_generator.state, corpus_sha256=corpus.sha256,
                       history=history.to_json(), finished=finished, elapsed=history.elapsed)
         if best_step is not None and best_step != best_saved_step or finished:
-            save_checkpoint(Checkpoint(params=flat.copy(best_flat), best_params=None, kind="best", **common),
+            # `best` is for sampling: parameters only, no training state to resume from
+            best_only = {**common, "hprev": None, "opt_state": {}, "rng_state": None}
+            save_checkpoint(Checkpoint(params=flat.copy(best_flat), best_params=None, kind="best", **best_only),
                             run_dir / "best.npz")
             best_saved_step = best_step
         path = save_checkpoint(Checkpoint(params=flat.params, best_params=flat.copy(best_flat), kind="last",
@@ -226,10 +229,12 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
                 if step % config.sample_every == 0 and config.sample_length and not _sampled_at(history, step):
                     record_sample(x[0], hprev)
                 loss, cache = forward(P, x, y, hprev)
-                if not math.isfinite(loss):
+                if not math.isfinite(loss) or loss > loss_limit:
                     last = run_dir / "last.npz" if run_dir and (run_dir / "last.npz").exists() else None
+                    what = f"became {loss}" if not math.isfinite(loss) else \
+                        f"exploded to {loss:.4g} (over {config.max_loss_ratio:g} x seq_length*log(K) = {loss_limit:.4g})"
                     raise TrainingDiverged(
-                        f"training diverged: the loss became {loss} at update {step + 1} (eta={config.eta}); "
+                        f"training diverged: the loss {what} at update {step + 1} (eta={config.eta}); "
                         + (f"the last good checkpoint is {last}" if last else "no checkpoint was written"))
                 _, hprev = backward(P, cache, out=G)
                 smooth = loss if smooth is None else 0.999 * smooth + 0.001 * loss
