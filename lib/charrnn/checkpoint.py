@@ -73,6 +73,9 @@ def save_checkpoint(ckpt: Checkpoint, path) -> Path:
     arrays.update({f"opt/{k}": np.asarray(v) for k, v in ckpt.opt_state.items()})
     if ckpt.hprev is not None:
         arrays["hprev"] = np.asarray(ckpt.hprev)
+    for k, a in arrays.items():   # never write what load_checkpoint would refuse
+        if k.startswith(("param/", "best/")) and not np.all(np.isfinite(a)):
+            raise CheckpointError(f"refusing to write checkpoint {path}: {k} holds non-finite values")
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     write_atomic(path, lambda f: np.savez(f, **arrays))
     return path

@@ -17,7 +17,6 @@ import numpy as np
 from .checkpoint import load_checkpoint
 from .config import TrainConfig
 from .corpus import Corpus, default_corpus_path
-from .fileio import check_writable_dir
 from .paths import runs_dir
 
 
@@ -107,6 +106,9 @@ def main(argv=None) -> int:
     except (ValueError, OSError, FloatingPointError) as exc:
         print(f"charrnn {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:           # Ctrl-C outside the trainer's handler (loading, sampling, a second Ctrl-C)
+        print(f"charrnn {args.command}: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 def cmd_corpus(args) -> int:
@@ -143,7 +145,6 @@ def cmd_train(args) -> int:
     corpus = Corpus.from_file(path, min_chars=config.seq_length + 1)
     if run_dir is None:
         run_dir = runs_dir() / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    check_writable_dir(run_dir)          # before training, not after an hour of it
     config = config.replace(checkpoint_dir=str(run_dir))
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     say(f"corpus {path}: {len(corpus):,} characters, K={len(corpus.vocab)}; run directory {run_dir}")

@@ -138,7 +138,6 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
         raise CorpusError(f"the training text has {len(train_ids)} characters; seq_length={L} needs at least {L + 1}")
     if config.val_fraction > 0 and len(val_ids) < 2:
         raise CorpusError(f"val_fraction={config.val_fraction} leaves {len(val_ids)} held-out characters; need 2")
-    run_dir = check_writable_dir(config.checkpoint_dir) if config.checkpoint_dir else None
     dtype = np.dtype(config.dtype)
     K, m = len(vocab), config.m
     flat = _Flat(K, m, dtype)
@@ -167,6 +166,8 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
         flat.load(init_params(K, m, config.sigma, seed=config.seed, dtype=dtype) if params is None
                   else _checked_params(params, K, m))
         best_flat[...] = flat.theta
+    # only now, with every input checked, create the run directory: a refused run writes nothing
+    run_dir = check_writable_dir(config.checkpoint_dir) if config.checkpoint_dir else None
 
     update = UPDATES[config.optimizer]
     loss_limit = config.max_loss_ratio * L * math.log(max(K, 2))
@@ -181,6 +182,11 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
         nonlocal best_saved_step
         if run_dir is None:
             return None
+        if not (np.isfinite(flat.theta).all() and np.isfinite(best_flat).all()):
+            raise TrainingDiverged(    # never overwrite the last good checkpoint with NaN/inf parameters
+                f"training diverged: the parameters became non-finite by update {step} (eta={config.eta}); "
+                + (f"the last good checkpoint is {run_dir / 'last.npz'}" if (run_dir / "last.npz").exists()
+                   else "no checkpoint was written"))
         history.best_smooth_loss, history.best_step = (None if best == math.inf else best), best_step
         history.step, history.elapsed = step, elapsed()
         common = dict(vocab=vocab, config=config, step=step, position=e, epoch=epoch, smooth_loss=smooth,
