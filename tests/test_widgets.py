@@ -177,3 +177,13 @@ def test_sampler_ui_takes_a_run_directory(runs):
     ui.length.value = 10
     ui.button.click()
     assert len(ui.result_text) == 10
+
+
+def test_default_pick_is_the_longest_trained_runs_best(runs, tmp_path):
+    import shutil
+    shutil.copytree(runs / "tiny", tmp_path / "long")
+    train(TEXT, TrainConfig(m=16, n_updates=50, seq_length=10, checkpoint_dir=str(tmp_path / "a-newer-short"),
+                            sample_every=100, log_every=10))
+    ui = SamplerUI.from_runs(tmp_path)
+    assert [label.split(" ·")[0] for label, _ in ui.picker.options] == ["a-newer-short"] * 2 + ["long"] * 2
+    assert ui.picker.label.startswith("long · best")

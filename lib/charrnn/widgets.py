@@ -118,9 +118,9 @@ def _resolve(path) -> Path:
 
 
 def _default_index(entries: list[CheckpointEntry]) -> int:
-    """The best checkpoint of the most recently written run (what a person most likely just trained)."""
-    newest = max(entries, key=lambda e: e.mtime).run
-    same = [i for i, e in enumerate(entries) if e.run == newest]
+    """The best checkpoint of the run trained longest (newest on a tie): usually the one worth reading."""
+    run = max(entries, key=lambda e: (e.checkpoint.step, e.mtime)).run
+    same = [i for i, e in enumerate(entries) if e.run == run]
     return min(same, key=lambda i: KINDS.index(entries[i].checkpoint.kind))
 
 
@@ -137,6 +137,7 @@ class SamplerUI:
         self._error = ""
         self._probs = None          # (K,) next-character distribution behind the chart
         self._full = None           # (K,) the same before top-p filtering
+        self._logits = None         # (K,) their logits: the chart's order, the same at every temperature
         self._quiet = False         # True while the UI itself writes into a control
         self._skipped = list(notes or [])   # one line per checkpoint file that could not be read
         self._seeds = np.random.default_rng(secrets.randbits(64))
@@ -164,9 +165,9 @@ class SamplerUI:
 
         # --- views ---
         self.info = w.HTML(layout=w.Layout(margin="0 0 4px 96px"))
-        self.chart = w.HTML(layout=w.Layout(width="100%"))
-        self.message = w.HTML(layout=w.Layout(min_height="0"))
-        self.output = w.HTML(layout=w.Layout(width="100%"))
+        self.chart = w.HTML()
+        self.message = w.HTML()
+        self.output = w.HTML()      # no width: 100% here, it would add the widget margins and overflow the cell
 
         controls = w.VBox([self.temperature, self.top_p, self.length, self.prime,
                            w.HBox([self.seed, self.random_seed], layout=w.Layout(align_items="center")),
@@ -238,10 +239,10 @@ class SamplerUI:
 
     @property
     def chart_rows(self) -> list[tuple[str, float]]:
-        """The chart's rows: (character, probability), most likely first."""
+        """The chart's rows: (character, probability), most likely first (ranked by logit, so also at temperature 0)."""
         if self._probs is None:
             return []
-        order = np.argsort(-self._full, kind="stable")[:TOP_K]
+        order = np.argsort(-self._logits, kind="stable")[:TOP_K]
         return [(self.checkpoint.vocab.chars[i], float(self._probs[i])) for i in order]
 
     # --- actions ---
@@ -322,10 +323,11 @@ class SamplerUI:
             check_sampling_args(ck.vocab, 0, prime, temperature, top_p)
             _, logits = prime_state(ck.params, ck.vocab, prime)
         except (SamplingError, ValueError) as exc:
-            self._probs = self._full = None
+            self._probs = self._full = self._logits = None
             self.chart.value = _chart_placeholder("—")
             self._show_error(_one_line(exc))
             return
+        self._logits = np.asarray(logits, dtype=np.float64)
         self._full = distribution(logits, temperature, 1.0)
         self._probs = distribution(logits, temperature, top_p)
         self._show_error("")
@@ -388,6 +390,8 @@ def _render_chart(prime, rows, entropy, K, kept, mass, top_p) -> str:
             f'<span style="font-size: 11px; text-align: right; color: {label_color}; '
             f'font-variant-numeric: tabular-nums">{"cut" if cut else f"{100 * p:.1f}%"}</span></div>')
     nucleus = "" if top_p >= 1 else f" · top-p keeps {kept} of {K} ({100 * mass:.0f}% of the mass)"
+    if kept == 1 and entropy == 0:
+        nucleus = " · greedy: the most likely character, every time" if top_p >= 1 else nucleus
     foot = (f'<div style="font-size: 12px; color: var(--jp-ui-font-color2, #616161); margin-top: 6px">'
             f'<b style="color: var(--jp-ui-font-color1)">entropy {entropy:.2f} bits</b> '
             f'(uniform over {K}: {math.log2(K):.2f}){nucleus}</div>')

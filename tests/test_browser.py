@@ -1,0 +1,206 @@
+"""Notebook 05 in a real browser, as a person uses it.
+
+Starts JupyterLab on 127.0.0.1 (free port, token, throw-away Jupyter/IPython
+directories, CHARRNN_RUNS pointing at a run trained here), opens the notebook
+in Debian's Chromium through Playwright, runs all cells, sets temperature,
+length and seed through the widgets, clicks Sample and checks the text against
+the library. Screenshots go to test-artifacts/. Skipped (with the reason)
+without Chromium or Playwright, unless CI=true, where it must run.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from charrnn import TrainConfig, load_checkpoint, repo_root, sample, train
+from charrnn.corpus import default_corpus_path
+
+CHROMIUM = os.environ.get("CHARRNN_CHROMIUM", "/usr/lib/chromium/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+NOTEBOOK = "05_interactive_sampling.ipynb"
+ARTIFACTS = repo_root() / "test-artifacts"
+FALLBACK_TEXT = ("The quick brown fox jumps over the lazy dog.\n"
+                 "And then the dog sleeps, and the fox runs home to the den.\n") * 40
+
+
+def _browser_missing() -> str:
+    """Why the browser test cannot run here ('' when it can)."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Python playwright is not installed (pip install -r requirements-dev.txt)"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"Chromium not found at {CHROMIUM} (apt-get install chromium, or `make sysdeps` as root)"
+    return ""
+
+
+_why = _browser_missing()
+if _why:
+    if os.environ.get("CI") == "true":
+        raise RuntimeError(f"the browser test must run in CI: {_why}")
+    pytest.skip(f"browser test skipped: {_why}", allow_module_level=True)
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the server (and the kernels it started, in its process group) by its PID."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server serving a copy of notebook 05, with one trained run in CHARRNN_RUNS."""
+    tmp = tmp_path_factory.mktemp("lab")
+    runs, work = tmp / "runs", tmp / "work"
+    work.mkdir()
+    shutil.copy(repo_root() / "notebooks" / NOTEBOOK, work / NOTEBOOK)   # autosave must not touch the repo's copy
+    corpus = default_corpus_path()
+    text = corpus.read_text(encoding="utf-8")[:60_000] if corpus.exists() else FALLBACK_TEXT
+    train(text, TrainConfig(m=48, n_updates=1500, seq_length=25, checkpoint_dir=str(runs / "browser"),
+                            sample_every=1000, log_every=100))
+
+    config = tmp / "config"
+    (config / "labconfig").mkdir(parents=True)
+    (config / "labconfig" / "page_config.json").write_text(json.dumps(
+        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_DATA_DIR": str(tmp / "data"),
+           "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "IPYTHONDIR": str(tmp / "ipython"),
+           "CHARRNN_RUNS": str(runs), "JUPYTER_PLATFORM_DIRS": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("JUPYTER_PATH", None)
+    port, token = _free_port(), os.urandom(16).hex()
+    log = open(tmp / "lab.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}", "--ServerApp.port_retries=0"]
+        + (["--allow-root"] if os.geteuid() == 0 else []),
+        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited ({proc.returncode}):\n{(tmp / 'lab.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"JupyterLab did not answer in 60 s:\n{(tmp / 'lab.log').read_text()[-3000:]}")
+            time.sleep(0.25)
+        yield {"url": url, "token": token, "runs": runs}
+    finally:
+        _stop(proc)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(lab):
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.set_default_timeout(30_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def _readout(page, label: str):
+    """The typeable number field beside the slider described by label."""
+    return page.locator(".widget-slider", has=page.locator(".widget-label", has_text=label)).locator(".widget-readout")
+
+
+def _type_into_readout(page, label: str, value) -> None:
+    field = _readout(page, label)
+    field.click()
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.type(str(value))
+    page.keyboard.press("Enter")
+
+
+def _show_widget(page) -> None:
+    """Scroll the notebook so the whole widget is in view, as a person would to read it."""
+    page.locator(".widget-dropdown").evaluate("e => e.scrollIntoView({block: 'start'})")
+
+
+def _sample_and_read(page, expect_status: str) -> str:
+    page.get_by_role("button", name="Sample").click()
+    expect(page.locator(".charrnn-status")).to_contain_text(expect_status)
+    return page.locator(".charrnn-sample").text_content()
+
+
+def test_sampling_in_the_browser(lab, page):
+    best = load_checkpoint(lab["runs"] / "browser" / "best.npz")
+    prime, seed, length, temperature = "The ", 1234, 257, 0.7
+    seeded = sample(best.params, best.vocab, n=length, prime=prime, temperature=temperature, seed=seed)
+    greedy = sample(best.params, best.vocab, n=length, prime=prime, temperature=0)
+    try:
+        page.goto(f"{lab['url']}/lab/tree/{NOTEBOOK}?reset&token={lab['token']}")
+        page.get_by_text(re.compile(r"\| Idle")).first.wait_for(timeout=60_000)   # the kernel, really ready
+
+        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        chart = page.locator(".charrnn-chart")
+        expect(chart).to_contain_text("entropy", timeout=60_000)
+        expect(page.locator(".widget-dropdown select")).to_contain_text("browser · best")
+        expect(page.locator(".widget-text input").first).to_have_value(prime)
+
+        _type_into_readout(page, "Temperature", temperature)
+        expect(_readout(page, "Temperature")).to_have_text("0.70")
+        _type_into_readout(page, "Length", length)
+        expect(_readout(page, "Length")).to_have_text(str(length))
+        seed_box = page.locator(".widget-text", has=page.locator(".widget-label", has_text="Seed")).locator("input")
+        seed_box.fill(str(seed))
+        seed_box.press("Enter")
+        random_box = page.locator(".widget-checkbox input[type=checkbox]")
+        expect(random_box).not_to_be_checked()     # typing a seed unticks "random"
+
+        text = _sample_and_read(page, f"{length} characters")
+        assert len(text) == length
+        assert text == seeded
+        expect(page.locator(".charrnn-status")).to_contain_text(f"seed {seed} · temperature 0.70")
+        _show_widget(page)
+        page.screenshot(path=str(ARTIFACTS / "browser-sampler.png"), full_page=True)
+
+        _type_into_readout(page, "Temperature", 0)
+        expect(chart).to_contain_text("entropy 0.00 bits")
+        text = _sample_and_read(page, "greedy")
+        assert len(text) == length
+        assert text == greedy
+        _show_widget(page)
+        page.screenshot(path=str(ARTIFACTS / "browser-sampler-greedy.png"), full_page=True)
+        assert not page.locator(".charrnn-error").count()
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "browser-sampler-failure.png"), full_page=True)
+        raise
