@@ -61,9 +61,9 @@ def forward(params, x, y, h0):
     A = U.T[x] + b                       # (tau, m): U x_t + b, a column lookup per step
     H = np.empty((tau + 1, m), dtype=W.dtype)
     H[0] = h0
-    WT = W.T
+    WT, Hs, As = W.T, list(H), list(A)   # row views made once: indexing inside the loop costs
     for t in range(tau):                 # the recurrence: the only loop over time
-        np.tanh(A[t] + H[t] @ WT, out=H[t + 1])   # h_t = tanh(W h_{t-1} + U x_t + b)
+        np.tanh(As[t] + np.dot(Hs[t], WT), out=Hs[t + 1])   # h_t = tanh(W h_{t-1} + U x_t + b)
     O = H[1:] @ V.T                      # (tau, K): o_t = V h_t + c
     O += c
     O -= O.max(axis=1, keepdims=True)    # stable softmax
@@ -90,10 +90,11 @@ def backward(params, cache, out=None):
     dH = dO @ V                          # (tau, m): the output layer's part of dL/dh_t
     D = 1.0 - H[1:] ** 2                 # (tau, m): tanh'(a_t)
     dA = np.empty_like(D)                # (tau, m): dL/da_t
-    carry = np.zeros(W.shape[0], dtype=W.dtype)   # W^T dL/da_{t+1}
-    for t in range(tau - 1, -1, -1):     # back through time: the only loop
-        np.multiply(dH[t] + carry, D[t], out=dA[t])
-        carry = dA[t] @ W
+    dAs, dHs, Ds = list(dA), list(dH), list(D)
+    np.multiply(dHs[-1], Ds[-1], out=dAs[-1])
+    for t in range(tau - 2, -1, -1):     # back through time: the only loop
+        # dL/da_t = (dL/dh_t from o_t  +  W^T dL/da_{t+1}) * tanh'(a_t)
+        np.multiply(dHs[t] + np.dot(dAs[t + 1], W), Ds[t], out=dAs[t])
     X = np.zeros((tau, P.shape[1]), dtype=W.dtype)   # one-hot rows of the inputs, (tau, K)
     X[np.arange(tau), x] = 1.0
     np.matmul(dA.T, X, out=out["U"])     # (m, K): dL/dU[:, k] = sum over t with x_t = k of dA[t]
