@@ -22,15 +22,13 @@ from pathlib import Path
 import pytest
 
 from charrnn import TrainConfig, load_checkpoint, repo_root, sample, train
-from charrnn.corpus import default_corpus_path
+from conftest import make_text
 
 CHROMIUM = os.environ.get("CHARRNN_CHROMIUM", "/usr/lib/chromium/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 NOTEBOOK = "05_interactive_sampling.ipynb"
 ARTIFACTS = repo_root() / "test-artifacts"
-FALLBACK_TEXT = ("The quick brown fox jumps over the lazy dog.\n"
-                 "And then the dog sleeps, and the fox runs home to the den.\n") * 40
 
 
 def _browser_missing() -> str:
@@ -81,9 +79,7 @@ def lab(tmp_path_factory):
     runs, work = tmp / "runs", tmp / "work"
     work.mkdir()
     shutil.copy(repo_root() / "notebooks" / NOTEBOOK, work / NOTEBOOK)   # autosave must not touch the repo's copy
-    corpus = default_corpus_path()
-    text = corpus.read_text(encoding="utf-8")[:60_000] if corpus.exists() else FALLBACK_TEXT
-    train(text, TrainConfig(m=48, n_updates=1500, seq_length=25, checkpoint_dir=str(runs / "browser"),
+    train(make_text(60_000, seed=5), TrainConfig(m=48, n_updates=1500, seq_length=25, checkpoint_dir=str(runs / "browser"),
                             sample_every=1000, log_every=100))
 
     config = tmp / "config"
