@@ -1,0 +1,146 @@
+"""Matplotlib figures of the notebooks and the report; each is saved to figures/ as PNG.
+
+Every function returns a Figure; `show(fig, name)` saves it (env CHARRNN_FIGURES
+overrides figures/, so tests never overwrite the real figures) and displays the
+saved PNG, so what the notebook shows is exactly the file on disk.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg") if not os.environ.get("MPLBACKEND") and "ipykernel" not in __import__("sys").modules else None
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+DPI = 200
+WIDTH = 7.0    # inches: the text width of the report at 0.9 linewidth
+
+
+def figures_out() -> Path:
+    """Where figures go: env CHARRNN_FIGURES, else the repository's figures/."""
+    from .paths import figures_dir
+    d = Path(os.environ["CHARRNN_FIGURES"]) if os.environ.get("CHARRNN_FIGURES") else figures_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def save(fig, name: str) -> Path:
+    """Write fig to figures/NAME.png at DPI dots per inch; returns the path."""
+    path = figures_out() / f"{name}.png"
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
+    os.replace(tmp, path)
+    return path
+
+
+def show(fig, name: str, width: int = 720):
+    """Save fig, display the saved PNG (width in screen pixels) and close the figure."""
+    from IPython.display import Image, display
+    path = save(fig, name)
+    plt.close(fig)
+    display(Image(filename=str(path), width=width))
+    return path
+
+
+def _figure(height: float = 3.4, ncols: int = 1):
+    fig, axes = plt.subplots(1, ncols, figsize=(WIDTH, height), layout="constrained")
+    return fig, axes
+
+
+def _style(ax, xlabel, ylabel, title=None):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_thousands))
+
+
+def _thousands(x, _pos=None):
+    return f"{x / 1000:g}k" if abs(x) >= 1000 else f"{x:g}"
+
+
+def char_frequencies(chars, counts, top: int | None = None):
+    """Bar chart of character counts, most frequent first (log scale)."""
+    order = np.argsort(-np.asarray(counts), kind="stable")[:top]
+    labels = [_label(chars[i]) for i in order]
+    fig, ax = _figure(3.0)
+    ax.bar(range(len(order)), np.asarray(counts)[order], color="tab:blue")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(order)), labels, fontsize=6, family="DejaVu Sans Mono")
+    ax.set_xlim(-0.7, len(order) - 0.3)
+    ax.set_ylabel("occurrences")
+    ax.set_title("Character frequencies, most frequent first", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def _label(ch: str) -> str:
+    return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(ch, ch)
+
+
+def smooth_loss(history, title: str | None = None):
+    """Smooth loss against update step, with epoch boundaries as dashed lines."""
+    fig, ax = _figure()
+    ax.plot(history.steps, history.smooth_loss, color="tab:blue", lw=1.2, label="smooth loss")
+    for i, s in enumerate(history.epoch_steps):
+        ax.axvline(s, color="0.4", ls="--", lw=0.8)
+        ax.annotate(f"epoch {i + 2}", (s, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                    textcoords="offset points", fontsize=8, color="0.3")
+    if history.best_step is not None:
+        ax.plot([history.best_step], [history.best_smooth_loss], "o", color="tab:red", ms=4,
+                label=f"best: {history.best_smooth_loss:.2f} at {history.best_step:,}")
+    _style(ax, "update step", "smooth loss (nats per sequence)", title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def train_vs_val(history, title: str | None = None):
+    """Training smooth loss and held-out loss, both in nats per character."""
+    L = history.config["seq_length"]
+    fig, ax = _figure()
+    ax.plot(history.steps, np.asarray(history.smooth_loss) / L, color="tab:blue", lw=1.2,
+            label="training (smooth loss / seq_length)")
+    ax.plot(history.val_steps, history.val_loss, "o-", color="tab:orange", ms=3, lw=1.2,
+            label="validation (last 10% of the text)")
+    _style(ax, "update step", "loss (nats per character)", title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def compare_runs(histories: dict, title: str | None = None):
+    """Runs side by side: training smooth loss (left) and validation loss (right), nats per character."""
+    fig, (a, b) = _figure(3.2, 2)
+    for i, (label, h) in enumerate(histories.items()):
+        color = f"C{i}"
+        L = h.config["seq_length"]
+        a.plot(h.steps, np.asarray(h.smooth_loss) / L, color=color, lw=1.1, label=label)
+        b.plot(h.val_steps, h.val_loss, "o-", color=color, ms=2.5, lw=1.1, label=label)
+    _style(a, "update step", "nats per character", "training (smooth)")
+    _style(b, "update step", "nats per character", "validation")
+    lo = min(min(h.val_loss) for h in histories.values())
+    hi = max(np.percentile(np.asarray(h.smooth_loss) / h.config["seq_length"], 90) for h in histories.values())
+    for ax in (a, b):
+        ax.set_ylim(lo - 0.1, max(hi, lo + 0.5))
+    b.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def speed(result: dict):
+    """Horizontal bars: updates per second of the classic loop and of charrnn."""
+    labels = ["classic per-timestep", "charrnn float64", "charrnn float32"]
+    values = [result["classic"], result["float64"], result["float32"]]
+    fig, ax = _figure(1.9)
+    colors = ["0.55", "tab:blue", "tab:green"]
+    bars = ax.barh(labels[::-1], values[::-1], color=colors[::-1])
+    for bar, v in zip(bars, values[::-1]):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {v:,.0f}", va="center", fontsize=8)
+    ax.set_xlim(0, max(values) * 1.15)
+    ax.set_xlabel("updates per second (higher is better)")
+    ax.grid(axis="x", alpha=0.3)
+    return fig

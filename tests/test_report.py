@@ -1,0 +1,237 @@
+"""The report: train-or-reuse of named runs, the build pipeline, and the PDF itself.
+
+The PDF is built in the quick profile from the notebooks test_notebooks.py executes
+(once per session) and read back with pdftotext and pdfimages. Without xelatex,
+pandoc or poppler those tests are skipped with the reason, except in CI (CI=true),
+where they fail.
+"""
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from charrnn import TrainConfig, report, runs
+from charrnn.corpus import Corpus
+from test_notebooks import FIGURES, quick_build
+
+TOOLS = ("xelatex", "pandoc", "pdftotext", "pdfimages")
+
+
+# --------------------------------------------------------------------------- runs: train or reuse
+
+@pytest.fixture
+def corpus(text_small, tmp_path, monkeypatch):
+    monkeypatch.setenv("CHARRNN_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("CHARRNN_PROFILE", "full")
+    monkeypatch.delenv("CHARRNN_FORCE_BEFORE", raising=False)
+    return Corpus.from_text(text_small)
+
+
+CFG = TrainConfig(m=8, n_updates=60, sample_every=20, sample_length=10, log_every=10, checkpoint_every=20)
+
+
+def counting_train(monkeypatch):
+    calls = []
+    real = runs.train
+
+    def train(*a, **kw):
+        calls.append(a[1])
+        return real(*a, **kw)
+    monkeypatch.setattr(runs, "train", train)
+    return calls
+
+
+def test_a_finished_run_is_reused_and_a_changed_one_retrained(corpus, monkeypatch):
+    calls = counting_train(monkeypatch)
+    first = runs.run("r", CFG, corpus, progress=False)
+    again = runs.run("r", CFG, corpus, progress=False)
+    assert len(calls) == 1
+    assert again.step == first.step == 60 and again.samples == first.samples
+    np.testing.assert_array_equal(again.best_params["W"], first.best_params["W"])
+    runs.run("r", CFG.replace(eta=0.05), corpus, progress=False)
+    assert len(calls) == 2
+    runs.run("r", CFG.replace(eta=0.05), corpus, progress=False, force=True)
+    assert len(calls) == 3
+
+
+def test_a_run_on_another_corpus_is_retrained(corpus, monkeypatch, text_small):
+    calls = counting_train(monkeypatch)
+    runs.run("r", CFG, corpus, progress=False)
+    runs.run("r", CFG, Corpus.from_text(text_small[:-1] + "x" if text_small[-1] != "x" else text_small[:-1] + "y"),
+             progress=False)
+    assert len(calls) == 2
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(corpus, monkeypatch):
+    reference = runs.run("whole", CFG, corpus, progress=False)
+    d = runs.run_dir("cut")
+
+    def stop(event):
+        if event["event"] == "log" and event["step"] == 50:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        runs.train(corpus, CFG.replace(checkpoint_dir=str(d)), callback=stop)   # leaves last.npz at step 40
+    assert runs._state(d, CFG, corpus) == "unfinished"
+    calls = counting_train(monkeypatch)
+    resumed = runs.run("cut", CFG, corpus, progress=False)
+    assert calls and calls[0].resume == str(d)
+    assert resumed.step == 60
+    np.testing.assert_allclose(resumed.params["W"], reference.params["W"], rtol=0, atol=1e-12)
+
+
+def test_force_before_retrains_old_runs_only_once(corpus, monkeypatch):
+    calls = counting_train(monkeypatch)
+    runs.run("r", CFG, corpus, progress=False)
+    monkeypatch.setenv("CHARRNN_FORCE_BEFORE", str(os.path.getmtime(runs.run_dir("r") / "run.json") + 0.001))
+    runs.run("r", CFG, corpus, progress=False)      # older than the stamp: retrained
+    runs.run("r", CFG, corpus, progress=False)      # trained in this build: reused
+    assert len(calls) == 2
+
+
+def test_cached_results_are_recomputed_when_the_key_changes(corpus):
+    calls = []
+    compute = lambda: calls.append(1) or {"x": len(calls)}   # noqa: E731
+    assert runs.cached("b", {"k": 1}, compute) == {"x": 1}
+    assert runs.cached("b", {"k": 1}, compute) == {"x": 1}
+    assert runs.cached("b", {"k": 2}, compute) == {"x": 2}
+
+
+@pytest.mark.parametrize("name", runs.PROFILES)
+def test_every_profile_shows_eleven_evolution_samples(name):
+    prof = runs.profile(name)
+    cfg = prof.assignment_config(1_158_240)
+    assert prof.updates // prof.sample_every + 1 == 11
+    assert cfg.n_updates >= prof.updates and cfg.sample_every == prof.sample_every
+
+
+def test_the_full_profile_is_the_assignment():
+    cfg = runs.profile("full").assignment_config(1_100_000)
+    assert (cfg.m, cfg.seq_length, cfg.eta, cfg.optimizer, cfg.n_updates) == (100, 25, 0.1, "adagrad", 100_000)
+    assert runs.profile("full").assignment_config(2_000_000).n_updates == 2 * ((2_000_000 - 26) // 25 + 1)
+
+
+def test_an_unknown_profile_is_refused(monkeypatch):
+    monkeypatch.setenv("CHARRNN_PROFILE", "fast")
+    with pytest.raises(ValueError, match="full, quick"):
+        runs.profile()
+
+
+def test_word_diversity():
+    d = runs.word_diversity("the cat the dog zzq", {"the", "cat", "dog"})
+    assert d == {"words": 5, "distinct": 4, "distinct_fraction": 0.8, "in_corpus": 0.8}
+
+
+# --------------------------------------------------------------------------- the pipeline without TeX
+
+def test_latex_escaping_of_table_cells_and_authors():
+    assert report.latex_escape("A & B_1 {50%} #2 $ ~^\\") == (
+        r"A \& B\_1 \{50\%\} \#2 \$ \textasciitilde{}\textasciicircum{}\textbackslash{}")
+    tex = report.Table(["a", "b"], [["`x&y`", "1"]])._repr_latex_()
+    assert r"\texttt{x\&y}" in tex and r"\toprule" in tex
+
+
+def test_sample_text_is_kept_verbatim_in_latex():
+    text = "a\\b {c} %d $e\n  f_g ~ \\end{Verbatim}"
+    tex = report.TextBlock(text, "h & i")._repr_latex_()
+    assert r"\textbf{h \& i}" in tex
+    body = tex.split("\\begin{SampleText}\n", 1)[1].rsplit("\n\\end{SampleText}", 1)[0]
+    assert body == text
+
+
+def test_missing_xelatex_names_the_packages_and_leaves_html(tmp_path, monkeypatch):
+    base, _, errors = quick_build()
+    executed = [base / "build" / f"{n}.ipynb" for n in report.NOTEBOOKS]
+    monkeypatch.setattr(report, "missing_tools", lambda: ["xelatex"])
+    with pytest.raises(report.BuildError) as exc:
+        report.build_pdf(executed, tmp_path / "report.pdf", tmp_path, ["A & B"], "corpus.txt")
+    message = str(exc.value)
+    assert "\n" not in message and "texlive-xetex" in message and "texlive-fonts-recommended" in message
+    assert (tmp_path / "report.html").stat().st_size > 10_000
+    assert not (tmp_path / "report.pdf").exists()
+
+
+def test_main_exits_non_zero_with_one_line(monkeypatch, capsys):
+    def fail(*a, **kw):
+        raise report.BuildError("xelatex not found: install the Debian packages ...")
+    monkeypatch.setattr(report, "build", fail)
+    assert report.main([]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+# --------------------------------------------------------------------------- the PDF
+
+@pytest.fixture(scope="module")
+def pdf(tmp_path_factory):
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        reason = f"{', '.join(missing)} not installed (Debian: {report.DEBIAN_PACKAGES} poppler-utils)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must build the PDF: {reason}")
+        pytest.skip(reason)
+    base, env, errors = quick_build()
+    assert not any(errors.values()), errors
+    out = tmp_path_factory.mktemp("report")
+    executed = [base / "build" / f"{n}.ipynb" for n in report.NOTEBOOKS]
+    path = report.build_pdf(executed, out / "report.pdf", out / "build", ["Ada Lovelace & Bob"], "corpus.txt (1 char)")
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    return {"path": path, "text": text, "flat": re.sub(r"\s+", "", text), "base": base, "env": env}
+
+
+def quick_history(pdf, name="assignment"):
+    runs_root = Path(pdf["env"]["CHARRNN_RUNS"])
+    return runs.load_history(runs_root / "quick" / name)
+
+
+def test_pdf_has_the_title_block_and_every_section(pdf):
+    text = pdf["text"]
+    for title in (report.TITLE, "Ada Lovelace & Bob", "corpus.txt", "The data", "Checking the gradients",
+                  "Training", "How the text evolves", "Beyond the assignment", "(a) Held-out loss",
+                  "(b) Optimisers", "(c) Hidden size", "(d) Temperature", "(e) Speed", "(f) The best model"):
+        assert title in text, f"{title!r} is missing from the PDF"
+
+
+def test_pdf_shows_no_code(pdf):
+    for code in ("import ", "plots.show(", "from charrnn", "def "):
+        assert code not in pdf["text"], f"code ({code!r}) leaked into the PDF"
+
+
+def test_pdf_has_the_gradient_check_tables(pdf):
+    for p in "UWVbc":
+        rows = re.findall(rf"^\s*{p}\s+\d\.\d\de-\d\d\s+\d\.\d\de-\d\d", pdf["text"], flags=re.M)
+        assert len(rows) == 2, f"gradient-check rows for {p}: {rows}"
+    assert "Verdict." in pdf["text"] and "agree" in pdf["text"]
+
+
+def test_pdf_has_the_eleven_evolution_samples_verbatim(pdf):
+    history = quick_history(pdf)
+    samples = [s for s in history.samples if s["step"] <= runs.QUICK.updates]
+    assert len(samples) == 11
+    for s in samples:
+        assert re.sub(r"\s+", "", s["text"]) in pdf["flat"], f"the sample at step {s['step']} is not in the PDF"
+    assert "Before the first update" in pdf["text"]
+    assert pdf["text"].count("After ") >= 10
+
+
+def test_pdf_has_the_1000_character_passage_verbatim(pdf):
+    history = quick_history(pdf)
+    passage = runs.best_passage(history, 1000)
+    assert len(passage) == 1000
+    assert re.sub(r"\s+", "", passage) in pdf["flat"]
+    assert "1,000 characters from the best model" in pdf["text"]
+
+
+def test_pdf_lines_stay_inside_the_page(pdf):
+    width = max(len(line) for line in pdf["text"].splitlines())
+    assert width < 130, "a line runs past the margin (pdftotext -layout)"
+
+
+def test_pdf_has_the_figures(pdf):
+    listing = subprocess.run(["pdfimages", "-list", str(pdf["path"])], capture_output=True, text=True,
+                             check=True).stdout.splitlines()[2:]
+    images = [ln.split() for ln in listing if ln.split()]
+    assert len(images) >= len(FIGURES)
+    assert all(int(row[3]) >= 600 for row in images), "figures are embedded at low resolution"
