@@ -123,3 +123,31 @@ def test_samples_have_the_length_and_stay_in_the_vocabulary_and_nucleus(model, n
         k = vocab.encode(ch)[0]
         assert int(k) in nucleus(o, temperature, top_p), (ch, top_p)
         h, o = step(params, h, int(k))
+
+
+# --- reading a corpus in pieces ---
+
+@settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(texts.map(lambda t: t.encode("utf-8")) | st.binary(max_size=6), max_size=6),
+       piece=st.integers(1, 9), min_chars=st.integers(1, 30))
+def test_streamed_corpus_equals_whole_file_reading(tmp_path, monkeypatch, parts, piece, min_chars):
+    """Corpus.from_file reads in pieces (here 1..9 bytes, splitting multi-byte characters); it must give
+    exactly load_text's result or load_text's error message, byte offsets included."""
+    import charrnn.corpus as corpus_mod
+    from charrnn import load_text
+    p = tmp_path / "c.txt"
+    p.write_bytes(b"".join(parts))
+    try:
+        want = Corpus.from_text(load_text(p, min_chars), name=p.name)
+    except (ValueError, OSError) as exc:
+        want = (type(exc), str(exc))
+    monkeypatch.setattr(corpus_mod, "_PIECE", piece)
+    try:
+        got = Corpus.from_file(p, min_chars)
+    except (ValueError, OSError) as exc:
+        got = (type(exc), str(exc))
+    if isinstance(want, tuple):
+        assert got == want
+    else:
+        assert (got.vocab, got.sha256, got.name) == (want.vocab, want.sha256, want.name)
+        assert np.array_equal(got.ids, want.ids) and got.ids.dtype == want.ids.dtype

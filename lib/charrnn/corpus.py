@@ -1,6 +1,7 @@
 """Reading a corpus, and building the default public-domain one."""
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import os
@@ -83,15 +84,93 @@ class Corpus:
 
     @classmethod
     def from_file(cls, path, min_chars: int = 2) -> "Corpus":
-        text = load_text(path, min_chars)
-        return cls.from_text(text, name=Path(path).name)
+        """Read a UTF-8 file straight into ids, a few MB at a time: the whole text is never held
+        as a str or as bytes, only as ids. Errors are load_text's."""
+        p = _checked_path(path)
+        n, chars = 0, set()
+        digest = hashlib.sha256()           # of the bytes, which for valid UTF-8 is text_sha256(text)
+        for piece in _read_pieces(p, path, digest):
+            n += len(piece)
+            chars.update(piece)
+        if n < min_chars:
+            raise CorpusError(f"corpus {path} has {n} characters; training needs at least {min_chars} "
+                              f"(seq_length + 1)")
+        vocab = Vocabulary(tuple(sorted(chars)))
+        ids, pos = np.empty(n, dtype=vocab.dtype), 0
+        for piece in _read_pieces(p, path):
+            if pos + len(piece) > n:
+                break
+            ids[pos:pos + len(piece)] = vocab.encode(piece)
+            pos += len(piece)
+        else:
+            if pos == n:
+                return cls(ids, vocab, digest.hexdigest(), p.name)
+        raise CorpusError(f"corpus {path} changed while it was being read")
 
     def __len__(self) -> int:
         return len(self.ids)
 
 
 def text_sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """sha256 of the UTF-8 bytes of text, encoded a million characters at a time."""
+    digest = hashlib.sha256()
+    for start in range(0, len(text), 1 << 20):
+        digest.update(text[start:start + (1 << 20)].encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+_PIECE = 1 << 20   # bytes read at a time
+
+
+def _checked_path(path) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"corpus not found: {path}")
+    if p.is_dir():
+        raise IsADirectoryError(f"corpus is a directory, not a text file: {path}")
+    return p
+
+
+def _read_pieces(p: Path, path, digest=None):
+    """Yield the text of p in pieces, raising load_text's errors (empty, binary, invalid UTF-8 with
+    the byte offset, NUL bytes). digest, if given, is updated with every byte."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    offset, nul, bad, head = 0, -1, None, b""
+    try:
+        f = open(p, "rb")
+    except OSError as exc:
+        raise OSError(f"cannot read corpus {path}: {exc.strerror or exc}") from None
+    with f:
+        while True:
+            try:
+                raw = f.read(_PIECE)
+            except OSError as exc:
+                raise OSError(f"cannot read corpus {path}: {exc.strerror or exc}") from None
+            if offset == 0:
+                if not raw:
+                    raise CorpusError(f"corpus is empty: {path}")
+                head = raw[:8]
+            if nul < 0 and b"\x00" in raw:
+                nul = offset + raw.find(b"\x00")
+            if bad is None:
+                pending = len(decoder.getstate()[0])
+                try:
+                    piece = decoder.decode(raw, final=not raw)
+                except UnicodeDecodeError as exc:
+                    bad = (offset - pending + exc.start, exc.object[exc.start])
+                else:
+                    if digest is not None:
+                        digest.update(raw)
+                    if nul < 0 and piece:
+                        yield piece
+            offset += len(raw)
+            if not raw:
+                break
+    if bad is not None:
+        kind = "a binary file" if nul >= 0 or head == b"\x89PNG\r\n\x1a\n" else "not valid UTF-8"
+        raise CorpusError(f"corpus {path} is {kind}: byte 0x{bad[1]:02x} at offset {bad[0]} is not valid UTF-8")
+    if nul >= 0:
+        raise CorpusError(f"corpus {path} looks like a binary file: NUL byte at offset {nul}")
 
 
 def default_corpus_path(build: bool = False) -> Path:

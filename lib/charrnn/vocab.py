@@ -43,7 +43,7 @@ class Vocabulary:
         """Ids of `text`, shape (len(text),), in the smallest integer type that fits K."""
         codes = np.array([ord(c) for c in self.chars], dtype=np.uint32)  # (K,), sorted
         out = np.empty(len(text), dtype=self.dtype)
-        step = 1 << 20  # encode a million characters at a time: bounded temporary memory
+        step = 1 << 18  # a quarter of a million characters at a time: a few MB of temporaries
         for start in range(0, len(text), step):
             chunk = np.frombuffer(text[start:start + step].encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
             ids = np.searchsorted(codes, chunk).clip(0, len(codes) - 1)
