@@ -182,8 +182,10 @@ def test_bad_input(ws, name, argv, lib, words):
 
 
 def test_the_table_covers_the_issue():
-    """Every bad input the issue lists has a case above (22 kinds, some in several forms)."""
-    assert len(CASES) >= 22
+    """The issue lists 20 kinds of bad input; the table has each (several in more than one form)
+    plus four more: eta = nan, a run directory with no checkpoint, a text file given as a
+    checkpoint, resuming from best.npz."""
+    assert len(CASES) == 35 and len({c[0] for c in CASES}) == len(CASES)
 
 
 def test_unwritable_output_is_refused_before_training(ws):
