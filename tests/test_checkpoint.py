@@ -134,3 +134,17 @@ def test_absurd_learning_rate_diverges(text_small):
     with pytest.raises(TrainingDiverged, match="loss exploded"):
         train(text_small, TrainConfig(m=10, seq_length=12, n_updates=5000, eta=1e4, clip=1e6, sample_length=0),
               params=init_params(len(set(text_small)), 10, sigma=0.5))
+
+
+def test_files_follow_the_umask_and_stale_temporaries_are_cleared(tmp_path, text_small):
+    import os
+    old = os.umask(0o022)
+    try:
+        d = tmp_path / "run"
+        d.mkdir()
+        (d / ".last.npz.abc123.tmp").write_bytes(b"half a checkpoint")   # a writer killed mid-save
+        train(text_small, CFG.replace(checkpoint_dir=str(d), n_updates=20))
+    finally:
+        os.umask(old)
+    assert (d / "last.npz").stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in d.iterdir()) == ["best.npz", "history.json", "last.npz"]

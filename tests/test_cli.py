@@ -36,7 +36,7 @@ def test_train_sample_resume(tmp_path, corpus_file):
     greedy = cli("sample", "--checkpoint", run / "best.npz", "--length", 30, "--temperature", 0).stdout
     assert greedy == cli("sample", "--checkpoint", run, "--best", "--length", 30, "--temperature", 0).stdout
     # resume to 160 in total == 160 straight
-    cli("train", "--resume", run, "--corpus", corpus_file, "--updates", 160, "--quiet")
+    cli("train", "--resume", run, "--updates", 160, "--quiet")      # its corpus is remembered
     straight = tmp_path / "straight"
     cli("train", *common, "--updates", 160, "--out", straight, "--quiet")
     x, y = load_checkpoint(run), load_checkpoint(straight)
@@ -62,3 +62,26 @@ def test_bench(corpus_file):
 def test_corpus_command():
     r = cli("corpus")
     assert "characters" in r.stdout and "distinct" in r.stdout
+
+
+def test_resume_refuses_changed_settings_and_keeps_bookkeeping(tmp_path, corpus_file):
+    run = tmp_path / "run"
+    cli("train", "--corpus", corpus_file, "--m", 8, "--seq-length", 10, "--updates", 30, "--out", run, "--quiet")
+    r = cli("train", "--resume", run, "--updates", 60, "--eta", 0.5, check=False)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert "with --eta 0.5: the checkpoint's run has 0.1" in r.stderr
+    cli("train", "--resume", run, "--updates", 60, "--m", 8, "--checkpoint-every", 7, "--quiet")
+    ck = load_checkpoint(run)
+    assert ck.step == 60 and ck.config.checkpoint_every == 7 and ck.config.m == 8
+
+
+def test_negative_seed_is_one_line(tmp_path):
+    r = cli("sample", "--checkpoint", tmp_path, "--seed", "-1", check=False)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "seed must be an integer >= 0, got -1" in r.stderr
+
+
+def test_divergence_before_any_checkpoint_leaves_nothing(tmp_path, corpus_file):
+    r = cli("train", "--corpus", corpus_file, "--eta", "1e4", "--updates", 50, "--out", tmp_path / "gone",
+            "--quiet", check=False)
+    assert r.returncode == 1 and "training diverged" in r.stderr and "no checkpoint was written" in r.stderr
+    assert not (tmp_path / "gone").exists()

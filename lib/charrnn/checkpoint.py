@@ -48,6 +48,7 @@ class Checkpoint:
     best_step: int | None = None
     rng_state: dict | None = None    # the sampling Generator's bit_generator.state
     corpus_sha256: str | None = None
+    corpus_path: str | None = None   # where the corpus was read from, when it came from a file
     history: dict = field(default_factory=dict)
     finished: bool = False
     elapsed: float = 0.0             # seconds of training so far
@@ -64,7 +65,7 @@ def save_checkpoint(ckpt: Checkpoint, path) -> Path:
         "step": ckpt.step, "position": ckpt.position, "epoch": ckpt.epoch,
         "smooth_loss": ckpt.smooth_loss, "best_smooth_loss": ckpt.best_smooth_loss,
         "best_step": ckpt.best_step, "rng_state": ckpt.rng_state,
-        "corpus_sha256": ckpt.corpus_sha256, "history": ckpt.history,
+        "corpus_sha256": ckpt.corpus_sha256, "corpus_path": ckpt.corpus_path, "history": ckpt.history,
         "finished": ckpt.finished, "elapsed": ckpt.elapsed,
     }
     arrays = {f"param/{k}": np.asarray(ckpt.params[k]) for k in PARAM_NAMES}
@@ -166,6 +167,7 @@ def _from_parts(meta, arrays, p: Path) -> Checkpoint:
         position=int(meta["position"]), epoch=int(meta["epoch"]), smooth_loss=meta["smooth_loss"],
         hprev=hprev, opt_state=opt, best_params=best, best_smooth_loss=meta["best_smooth_loss"],
         best_step=meta["best_step"], rng_state=meta["rng_state"], corpus_sha256=meta["corpus_sha256"],
+        corpus_path=meta.get("corpus_path"),
         history=meta.get("history") or {}, finished=bool(meta.get("finished")),
         elapsed=float(meta.get("elapsed", 0.0)), kind=meta.get("kind", "last"), path=str(p),
     )

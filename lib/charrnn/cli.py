@@ -27,12 +27,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _positive_int(s):
+def _int(s):
+    """An integer; the range is checked where the value is used, with a message naming it."""
     try:
-        v = int(s)
+        return int(s)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
+
+
+def _seed(s):
+    v = _int(s)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"seed must be an integer >= 0, got {v}")
     return v
+
+
+# train options that decide a run's trajectory: fixed by the checkpoint when resuming
+TRAJECTORY = ("m", "sigma", "dtype", "seq_length", "val_fraction", "optimizer", "eta", "clip", "seed")
+BOOKKEEPING = ("log_every", "sample_every", "sample_length", "checkpoint_every")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,53 +60,54 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model", description="Train with the assignment's semantics.")
     g = p.add_argument_group("data")
     g.add_argument("--corpus", help="UTF-8 text file (default: the default corpus)")
-    g.add_argument("--seq-length", type=_positive_int, default=d.seq_length, help=f"characters per update (default {d.seq_length})")
-    g.add_argument("--val-fraction", type=float, default=d.val_fraction, help="held-out tail for validation (default 0)")
+    g.add_argument("--seq-length", type=_int, help=f"characters per update (default {d.seq_length})")
+    g.add_argument("--val-fraction", type=float, help="held-out tail for validation (default 0)")
     g = p.add_argument_group("model")
-    g.add_argument("--m", type=_positive_int, default=d.m, help=f"hidden units (default {d.m})")
-    g.add_argument("--sigma", type=float, default=d.sigma, help=f"initial weight std (default {d.sigma})")
-    g.add_argument("--dtype", choices=("float64", "float32"), default=d.dtype, help="float type (default float64)")
+    g.add_argument("--m", type=_int, help=f"hidden units (default {d.m})")
+    g.add_argument("--sigma", type=float, help=f"initial weight std (default {d.sigma})")
+    g.add_argument("--dtype", choices=("float64", "float32"), help="float type (default float64)")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--optimizer", choices=("adagrad", "rmsprop", "adam"), default=d.optimizer, help="default adagrad")
-    g.add_argument("--eta", type=float, default=d.eta, help=f"learning rate (default {d.eta})")
-    g.add_argument("--clip", type=float, default=d.clip, help=f"element-wise gradient clip (default {d.clip})")
-    g.add_argument("--updates", type=_positive_int, help=f"total updates, counting resumed ones (default {d.n_updates})")
-    g.add_argument("--epochs", type=_positive_int, help="train for this many passes instead of --updates")
+    g.add_argument("--optimizer", choices=("adagrad", "rmsprop", "adam"), help="default adagrad")
+    g.add_argument("--eta", type=float, help=f"learning rate (default {d.eta})")
+    g.add_argument("--clip", type=float, help=f"element-wise gradient clip (default {d.clip})")
+    g.add_argument("--updates", type=_int, help=f"total updates, counting resumed ones (default {d.n_updates})")
+    g.add_argument("--epochs", type=_int, help="train for this many passes instead of --updates")
     g.add_argument("--time-budget", type=float, help="stop after this many seconds")
-    g.add_argument("--seed", type=_positive_int, default=d.seed, help="seed for weights and samples (default 0)")
+    g.add_argument("--seed", type=_seed, help="seed for weights and samples (default 0)")
     g = p.add_argument_group("bookkeeping")
     g.add_argument("--out", help="run directory for last.npz, best.npz, history.json (default runs/<corpus>-<time>)")
-    g.add_argument("--resume", help="checkpoint or run directory to continue from (exactly)")
-    g.add_argument("--checkpoint-every", type=_positive_int, default=d.checkpoint_every,
+    g.add_argument("--resume", help="checkpoint or run directory to continue from, exactly, with its own settings "
+                                    "and corpus")
+    g.add_argument("--checkpoint-every", type=_int,
                    help=f"updates between `last` checkpoints (default {d.checkpoint_every})")
-    g.add_argument("--sample-every", type=_positive_int, default=d.sample_every, help=f"default {d.sample_every}")
-    g.add_argument("--sample-length", type=_positive_int, default=d.sample_length, help=f"default {d.sample_length}")
-    g.add_argument("--log-every", type=_positive_int, default=d.log_every, help=f"default {d.log_every}")
+    g.add_argument("--sample-every", type=_int, help=f"updates between samples (default {d.sample_every})")
+    g.add_argument("--sample-length", type=_int, help=f"characters per sample (default {d.sample_length})")
+    g.add_argument("--log-every", type=_int, help=f"updates between logged losses (default {d.log_every})")
     g.add_argument("--quiet", action="store_true", help="no progress bar, config or samples")
 
     p = sub.add_parser("sample", help="synthesise text from a checkpoint",
                        description="Prime the hidden state on --prime, then draw --length characters.")
     p.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
     p.add_argument("--best", action="store_true", help="use the best parameters instead of the last")
-    p.add_argument("--length", type=_positive_int, default=200, help="characters to draw (default 200)")
+    p.add_argument("--length", type=_int, default=200, help="characters to draw (default 200)")
     p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1.0)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus probability in (0, 1] (default 1.0)")
     p.add_argument("--prime", help="text to feed first (default: a newline, if in the vocabulary)")
-    p.add_argument("--seed", type=_positive_int, help="seed for reproducible samples")
+    p.add_argument("--seed", type=_seed, help="seed for reproducible samples")
 
     p = sub.add_parser("gradcheck", help="compare analytic and numerical gradients",
                        description="Centred differences (float64) against backpropagation on one sequence.")
-    p.add_argument("--m", type=_positive_int, default=5, help="hidden units (default 5)")
-    p.add_argument("--seq-length", type=_positive_int, default=25, help="sequence length (default 25)")
+    p.add_argument("--m", type=_int, default=5, help="hidden units (default 5)")
+    p.add_argument("--seq-length", type=_int, default=25, help="sequence length (default 25)")
     p.add_argument("--sigma", type=float, default=0.01, help="initial weight std (default 0.01)")
     p.add_argument("--h", type=float, default=1e-4, help="finite-difference step (default 1e-4)")
     p.add_argument("--corpus", help="text file (default: the default corpus)")
-    p.add_argument("--seed", type=_positive_int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
 
     p = sub.add_parser("bench", help="updates/s of charrnn against the classic per-timestep loop")
-    p.add_argument("--updates", type=_positive_int, default=2000, help="updates per round (default 2000)")
-    p.add_argument("--rounds", type=_positive_int, default=3, help="alternating rounds, best kept (default 3)")
-    p.add_argument("--m", type=_positive_int, default=100)
+    p.add_argument("--updates", type=_int, default=2000, help="updates per round (default 2000)")
+    p.add_argument("--rounds", type=_int, default=3, help="alternating rounds, best kept (default 3)")
+    p.add_argument("--m", type=_int, default=100)
     p.add_argument("--corpus", help="text file (default: the default corpus)")
     return parser
 
@@ -126,22 +139,26 @@ def _corpus_path(arg) -> Path:
 
 def cmd_train(args) -> int:
     from .trainer import TrainingInterrupted, train
-    updates = {} if args.updates is None else {"n_updates": args.updates}
+    given = {k: getattr(args, k) for k in TRAJECTORY + BOOKKEEPING if getattr(args, k) is not None}
+    if args.updates is not None:
+        given["n_updates"] = args.updates
     if args.resume:
         ck = load_checkpoint(args.resume)
+        for k in TRAJECTORY:
+            if k in given and given[k] != getattr(ck.config, k):
+                raise ValueError(f"cannot resume from {ck.path} with --{k.replace('_', '-')} {given[k]}: "
+                                 f"the checkpoint's run has {getattr(ck.config, k)!r} (start a new run instead)")
         run_dir = Path(args.out) if args.out else Path(ck.path).parent
         config = ck.config.replace(resume=ck.path, checkpoint_dir=str(run_dir), epochs=args.epochs,
-                                   time_budget=args.time_budget, **updates)
+                                   time_budget=args.time_budget,
+                                   **{k: v for k, v in given.items() if k not in TRAJECTORY})
         if config.epochs is None and config.n_updates <= ck.step:
             raise ValueError(f"{ck.path} already has {ck.step} updates; ask for more with --updates N (the total)")
+        path = Path(args.corpus) if args.corpus else Path(ck.corpus_path) if ck.corpus_path else _corpus_path(None)
     else:
         run_dir = Path(args.out) if args.out else None
-        config = TrainConfig(
-            m=args.m, sigma=args.sigma, dtype=args.dtype, seq_length=args.seq_length, val_fraction=args.val_fraction,
-            optimizer=args.optimizer, eta=args.eta, clip=args.clip, epochs=args.epochs, time_budget=args.time_budget,
-            seed=args.seed, log_every=args.log_every, sample_every=args.sample_every,
-            sample_length=args.sample_length, checkpoint_every=args.checkpoint_every, **updates)
-    path = _corpus_path(args.corpus)
+        config = TrainConfig(epochs=args.epochs, time_budget=args.time_budget, **given)
+        path = _corpus_path(args.corpus)
     corpus = Corpus.from_file(path, min_chars=config.seq_length + 1)
     if run_dir is None:
         run_dir = runs_dir() / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"

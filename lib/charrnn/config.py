@@ -31,7 +31,7 @@ class TrainConfig:
     beta1: float = 0.9            # Adam first-moment decay
     beta2: float = 0.999          # Adam second-moment decay
     clip: float = 5.0             # element-wise gradient clip to [-clip, clip] before each update
-    max_loss_ratio: float = 3.0   # stop as diverged when a loss exceeds this many times seq_length*log(K),
+    max_loss_ratio: float = 100.0  # stop as diverged when a loss exceeds this many times seq_length*log(K),
                                   # i.e. far worse than guessing uniformly (non-finite losses always stop)
     n_updates: int = 100_000      # total updates (ignored when epochs is set)
     epochs: int | None = None     # train for this many passes over the text instead

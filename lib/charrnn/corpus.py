@@ -75,6 +75,7 @@ class Corpus:
     vocab: Vocabulary
     sha256: str
     name: str = "text"
+    path: str | None = None      # the file it was read from, if any (recorded in checkpoints)
 
     @classmethod
     def from_text(cls, text: str, name: str = "text", vocab: Vocabulary | None = None) -> "Corpus":
@@ -104,7 +105,7 @@ class Corpus:
             pos += len(piece)
         else:
             if pos == n:
-                return cls(ids, vocab, digest.hexdigest(), p.name)
+                return cls(ids, vocab, digest.hexdigest(), p.name, str(p.resolve()))
         raise CorpusError(f"corpus {path} changed while it was being read")
 
     def __len__(self) -> int:

@@ -14,6 +14,7 @@ def write_atomic(path, write) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())    # as open() would have made it, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -31,6 +32,20 @@ def write_atomic(path, write) -> None:
 def write_json_atomic(path, obj) -> None:
     """Write obj as indented JSON to path atomically."""
     write_atomic(path, lambda f: f.write(json.dumps(obj, indent=1).encode("utf-8")))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(directory) -> list[Path]:
+    """Delete the temporary files a killed writer left in directory (`.NAME.*.tmp`); returns them."""
+    stale = sorted(Path(directory).glob(".*.tmp"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def check_writable_dir(path) -> Path:

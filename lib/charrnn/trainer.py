@@ -25,7 +25,7 @@ import numpy as np
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .corpus import Corpus, CorpusError
-from .fileio import check_writable_dir, write_json_atomic
+from .fileio import check_writable_dir, remove_stale_temporaries, write_json_atomic
 from .model import PARAM_NAMES, backward, forward, init_params, mean_loss_per_char, param_shapes
 from .optim import STATE_KEYS, UPDATES, clip_, init_state
 from .sampling import sample
@@ -167,7 +167,10 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
                   else _checked_params(params, K, m))
         best_flat[...] = flat.theta
     # only now, with every input checked, create the run directory: a refused run writes nothing
+    fresh_dir = bool(config.checkpoint_dir) and not Path(config.checkpoint_dir).exists()
     run_dir = check_writable_dir(config.checkpoint_dir) if config.checkpoint_dir else None
+    if run_dir is not None:
+        remove_stale_temporaries(run_dir)           # left by a writer killed before its rename
 
     update = UPDATES[config.optimizer]
     loss_limit = config.max_loss_ratio * L * math.log(max(K, 2))
@@ -192,6 +195,7 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
         common = dict(vocab=vocab, config=config, step=step, position=e, epoch=epoch, smooth_loss=smooth,
                       hprev=hprev, opt_state=opt_state, best_smooth_loss=history.best_smooth_loss,
                       best_step=best_step, rng_state=rng.bit_generator.state, corpus_sha256=corpus.sha256,
+                      corpus_path=corpus.path,
                       history=history.to_json(), finished=finished, elapsed=history.elapsed)
         if best_step is not None and best_step != best_saved_step or finished:
             # `best` is for sampling: parameters only, no training state to resume from
@@ -285,6 +289,10 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
         history.best_smooth_loss, history.best_step = (None if best == math.inf else best), best_step
         history.step, history.elapsed = step, elapsed()
         checkpoint(finished=True)
+    except TrainingDiverged:
+        if fresh_dir and not any(run_dir.iterdir()):
+            run_dir.rmdir()                         # diverged before its first checkpoint: leave nothing
+        raise
     finally:
         if bar is not None:
             bar.update(step - bar.n)
