@@ -64,7 +64,7 @@ def forward(params, x, y, h0):
     WT, Hs, As = W.T, list(H), list(A)   # row views made once: indexing inside the loop costs
     for t in range(tau):                 # the recurrence: the only loop over time
         np.tanh(As[t] + np.dot(Hs[t], WT), out=Hs[t + 1])   # h_t = tanh(W h_{t-1} + U x_t + b)
-    O = H[1:] @ V.T                      # (tau, K): o_t = V h_t + c
+    O = np.dot(H[1:], V.T)               # (tau, K): o_t = V h_t + c
     O += c
     O -= O.max(axis=1, keepdims=True)    # stable softmax
     P = np.exp(O)

@@ -20,7 +20,8 @@ def init_state(optimizer: str, n: int, dtype=np.float64) -> dict[str, np.ndarray
 
 def clip_(g: np.ndarray, clip: float) -> None:
     """Clip every gradient entry to [-clip, clip], in place."""
-    np.clip(g, -clip, clip, out=g)
+    if g.max() > clip or g.min() < -clip:   # two reads are cheaper than a write when nothing needs clipping
+        np.clip(g, -clip, clip, out=g)
 
 
 def adagrad_(theta, g, state, work, eta, eps, **_):
