@@ -240,6 +240,7 @@ def build_pdf(executed, out_pdf: Path, build_dir: Path, authors=None, corpus: st
     """Merge executed notebooks, export HTML, then the PDF, and move it to out_pdf atomically."""
     import nbformat
     merged = merge(executed, TITLE, authors or default_authors(), corpus)
+    build_dir.mkdir(parents=True, exist_ok=True)
     merged_path = build_dir / "report.ipynb"
     nbformat.write(merged, merged_path)
     export(merged_path, "html", build_dir)
