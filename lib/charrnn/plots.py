@@ -10,10 +10,9 @@ import os
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg") if not os.environ.get("MPLBACKEND") and "ipykernel" not in __import__("sys").modules else None
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
 
 DPI = 200
 WIDTH = 7.0    # inches: the text width of the report at 0.9 linewidth

@@ -222,10 +222,9 @@ def missing_tools() -> list[str]:
 
 def export(merged_path: Path, fmt: str, out_dir: Path) -> Path:
     """`jupyter nbconvert --to fmt --no-input` of merged_path into out_dir; returns the file written."""
-    cmd = [sys.executable, "-m", "nbconvert", "--to", fmt, "--no-input", "--no-prompt",
+    template = ["--template-file", str(TEMPLATE)] if fmt == "pdf" else []
+    cmd = [sys.executable, "-m", "nbconvert", "--to", fmt, "--no-input", "--no-prompt", *template,
            "--output-dir", str(out_dir), str(merged_path)]
-    if fmt == "pdf":
-        cmd[5:5] = ["--template-file", str(TEMPLATE)]
     run = subprocess.run(cmd, capture_output=True, text=True)
     out = out_dir / (merged_path.stem + (".pdf" if fmt == "pdf" else ".html"))
     if run.returncode != 0 or not out.exists():
@@ -264,7 +263,7 @@ def corpus_description(path) -> str:
 
 
 def build(out_dir: Path | None = None, force: bool = False, authors=None, timeout: int = 1800,
-          notebooks=NOTEBOOKS, log=print) -> Path:
+          notebooks=NOTEBOOKS) -> Path:
     """The whole pipeline; returns the PDF path. Raises BuildError with one line on failure."""
     from .corpus import default_corpus_path
     out_dir = Path(out_dir) if out_dir else repo_root() / "report"
@@ -277,11 +276,11 @@ def build(out_dir: Path | None = None, force: bool = False, authors=None, timeou
     executed = []
     for name in notebooks:
         t0 = time.perf_counter()
-        log(f"report: executing {name}.ipynb ...", flush=True)
+        print(f"report: executing {name}.ipynb ...", flush=True)
         executed.append(execute_notebook(notebooks_dir() / f"{name}.ipynb", build_dir / f"{name}.ipynb",
                                          env=env, timeout=timeout))
-        log(f"report: {name}.ipynb done in {time.perf_counter() - t0:.0f} s", flush=True)
-    log("report: typesetting ...", flush=True)
+        print(f"report: {name}.ipynb done in {time.perf_counter() - t0:.0f} s", flush=True)
+    print("report: typesetting ...", flush=True)
     return build_pdf(executed, out_dir / "report.pdf", build_dir, authors, corpus_description(corpus))
 
 

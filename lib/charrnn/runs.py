@@ -69,11 +69,8 @@ class Profile:
     def experiment_config(self, **changes) -> TrainConfig:
         """One run of the comparisons: the assignment's settings on `experiment_updates`
         updates, with the last 10% of the text held out, changed by `changes`."""
-        # max_loss_ratio: the first AdaGrad steps move every weight by about eta, and at m = 200 the
-        # loss briefly reaches ~4 x seq_length*log(K) before it falls; that is not divergence.
         base = TrainConfig(n_updates=self.experiment_updates, val_fraction=0.1, val_every=self.val_every,
-                           sample_length=0, seed=self.seed, log_every=max(1, min(100, self.experiment_updates // 200)),
-                           max_loss_ratio=10.0)
+                           sample_length=0, seed=self.seed, log_every=max(1, min(100, self.experiment_updates // 200)))
         return base.replace(**changes)
 
 
