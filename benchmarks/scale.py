@@ -18,8 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-SEED = "1"   # the default seed 0 trips the trainer's max_loss_ratio=3 explosion guard on this text at update 9
-
 WORDS = ("the of and to a in that is was he for it with as his on be at by had are but from or have an they "
          "which one you were her all she there would their we him been has when who will more no if out so said "
          "Harry Hermione Ron Dumbledore wand \u2014 caf\u00e9 na\u00efve").split()
@@ -49,7 +47,7 @@ def peak_rss_kb(cmd) -> tuple[int, str]:
 def train_cmd(corpus, out, updates):
     return [sys.executable, "-m", "charrnn", "train", "--corpus", str(corpus), "--out", str(out), "--updates",
             str(updates), "--checkpoint-every", str(max(1, updates // 2)), "--sample-every", str(updates),
-            "--quiet", "--seed", SEED]
+            "--quiet"]
 
 
 def sample_memory(lengths=(1_000, 10_000, 100_000)):
