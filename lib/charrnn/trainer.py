@@ -180,7 +180,7 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
     emit = callback or (lambda ev: None)
     best_saved_step = best_step
 
-    def checkpoint(kind="last", finished=False):
+    def checkpoint(finished=False):
         """Save `last` (and `best` when it improved since its last save); returns the path."""
         nonlocal best_saved_step
         if run_dir is None:
