@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .fileio import write_atomic
-from .paths import data_dir, repo_root
+from .paths import data_dir
 from .vocab import Vocabulary
 
 COURSE_CORPUS = "goblet_book.txt"      # the course's corpus; copyrighted, supplied by the user
@@ -41,30 +41,8 @@ def load_text(path, min_chars: int = 2) -> str:
     binary data, undecodable bytes (with the byte offset), or fewer than
     min_chars characters (training needs seq_length + 1).
     """
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"corpus not found: {path}")
-    if p.is_dir():
-        raise IsADirectoryError(f"corpus is a directory, not a text file: {path}")
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise OSError(f"cannot read corpus {path}: {exc.strerror or exc}") from None
-    if not raw:
-        raise CorpusError(f"corpus is empty: {path}")
-    nul = raw.find(b"\x00")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        kind = "a binary file" if nul >= 0 or raw[:8] == b"\x89PNG\r\n\x1a\n" else "not valid UTF-8"
-        raise CorpusError(f"corpus {path} is {kind}: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
-                          f"is not valid UTF-8") from None
-    del raw
-    if nul >= 0:
-        raise CorpusError(f"corpus {path} looks like a binary file: NUL byte at offset {nul}")
-    if len(text) < min_chars:
-        raise CorpusError(f"corpus {path} has {len(text)} characters; training needs at least {min_chars} "
-                          f"(seq_length + 1)")
+    text = "".join(_read_pieces(_checked_path(path), path))
+    _check_length(len(text), min_chars, path)
     return text
 
 
@@ -93,9 +71,7 @@ class Corpus:
         for piece in _read_pieces(p, path, digest):
             n += len(piece)
             chars.update(piece)
-        if n < min_chars:
-            raise CorpusError(f"corpus {path} has {n} characters; training needs at least {min_chars} "
-                              f"(seq_length + 1)")
+        _check_length(n, min_chars, path)
         vocab = Vocabulary(tuple(sorted(chars)))
         ids, pos = np.empty(n, dtype=vocab.dtype), 0
         for piece in _read_pieces(p, path):
@@ -121,6 +97,12 @@ def text_sha256(text: str) -> str:
 
 
 _PIECE = 1 << 20   # bytes read at a time
+
+
+def _check_length(n: int, min_chars: int, path) -> None:
+    if n < min_chars:
+        raise CorpusError(f"corpus {path} has {n} characters; training needs at least {min_chars} "
+                          f"(seq_length + 1)")
 
 
 def _checked_path(path) -> Path:
