@@ -163,6 +163,20 @@ def test_main_exits_non_zero_with_one_line(monkeypatch, capsys):
 
 # --------------------------------------------------------------------------- the PDF
 
+def test_a_killed_kernel_is_one_line_that_says_runs_resume(tmp_path):
+    """Ctrl-C during `make report` stops the notebook's kernel too; the build then ends with one line."""
+    import nbformat
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os, signal\n"
+                                                                    "os.kill(os.getpid(), signal.SIGKILL)")])
+    src = tmp_path / "dies.ipynb"
+    nbformat.write(nb, src)
+    with pytest.raises(report.BuildError) as info:
+        report.execute_notebook(src, tmp_path / "out" / "dies.ipynb", timeout=60)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("dies.ipynb: the notebook's kernel stopped")
+    assert "the next build resumes them" in message and (tmp_path / "out" / "dies.ipynb").exists()
+
+
 @pytest.fixture(scope="module")
 def pdf(tmp_path_factory):
     missing = [t for t in TOOLS if shutil.which(t) is None]

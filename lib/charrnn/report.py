@@ -156,8 +156,16 @@ def execute_notebook(src: Path, dst: Path, env: dict | None = None, timeout: int
         raise BuildError(f"{src.name}: a cell ran longer than {timeout} s ({_first_line(exc)})") from None
     except CellExecutionError as exc:
         raise BuildError(f"{src.name}: a cell failed: {exc.ename}: {exc.evalue} (executed notebook: {dst})") from None
-    except RuntimeError as exc:                  # the kernel died or would not start
-        raise BuildError(f"{src.name}: {_first_line(exc)} (kernel log: {log})") from None
+    except (RuntimeError, AssertionError) as exc:
+        # the kernel died (Ctrl-C reaches it too) or would not start; nbclient's own clean-up may
+        # raise an AssertionError on top of the DeadKernelError, so name the first error of the chain
+        chain = [exc]
+        while chain[-1].__context__ is not None:
+            chain.append(chain[-1].__context__)
+        died = any(type(e).__name__ == "DeadKernelError" for e in chain)
+        what = "the notebook's kernel stopped (interrupted or killed)" if died else _first_line(chain[-1])
+        raise BuildError(f"{src.name}: {what}; runs finished or checkpointed so far are kept and the next "
+                         f"build resumes them (kernel log: {log})") from None
     finally:
         nbformat.write(nb, dst)
     return dst
