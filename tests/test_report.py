@@ -74,7 +74,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(corpus, monkeypatch):
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
         runs.train(corpus, CFG.replace(checkpoint_dir=str(d)), callback=stop)   # leaves last.npz at step 40
-    assert runs._state(d, CFG, corpus) == "unfinished"
+    assert runs._state(d, CFG, corpus)[0] == "unfinished"
     calls = counting_train(monkeypatch)
     resumed = runs.run("cut", CFG, corpus, progress=False)
     assert calls and calls[0].resume == str(d)

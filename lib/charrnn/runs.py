@@ -118,11 +118,11 @@ def run(name: str, config: TrainConfig, corpus=None, force: bool = False, progre
     """
     corpus = load_corpus(corpus)
     d = run_dir(name)
-    state = _state(d, config, corpus)
+    state, ck = _state(d, config, corpus)
     if force or _forced(d):
         state = "fresh"
     if state == "finished":
-        return load_history(d)
+        return _history_of(ck)
     if state == "fresh" and d.exists():
         shutil.rmtree(d)
     d.mkdir(parents=True, exist_ok=True)
@@ -136,7 +136,10 @@ def run(name: str, config: TrainConfig, corpus=None, force: bool = False, progre
 
 def load_history(path) -> History:
     """The History stored in a run directory, with final and best parameters."""
-    ck = load_checkpoint(Path(path) / "last.npz")
+    return _history_of(load_checkpoint(Path(path) / "last.npz"))
+
+
+def _history_of(ck) -> History:
     return History.from_json(ck.history, params=ck.params, best_params=ck.best_params)
 
 
@@ -168,16 +171,16 @@ def cached(name: str, key: dict, compute, force: bool = False) -> dict:
     return result
 
 
-def _state(d: Path, config: TrainConfig, corpus: Corpus) -> str:
-    """"finished", "unfinished" (resumable) or "fresh" for run directory d."""
+def _state(d: Path, config: TrainConfig, corpus: Corpus):
+    """("finished" | "unfinished" (resumable) | "fresh", its last checkpoint or None) for run directory d."""
     try:
         meta = json.loads((d / "history.json").read_text())
         ck = load_checkpoint(d / "last.npz")
     except (OSError, ValueError, CheckpointError):
-        return "fresh"
+        return "fresh", None
     if ck.corpus_sha256 != corpus.sha256 or _key(ck.config) != _key(config):
-        return "fresh"
-    return "finished" if meta.get("finished") and ck.finished else "unfinished"
+        return "fresh", None
+    return ("finished" if meta.get("finished") and ck.finished else "unfinished"), ck
 
 
 def _key(config: TrainConfig) -> dict:
