@@ -27,5 +27,5 @@ def runs_dir() -> Path:
 
 
 def figures_dir() -> Path:
-    """figures/: PNGs saved by the notebooks."""
-    return repo_root() / "figures"
+    """figures/ (or CHARRNN_FIGURES): PNGs saved by the notebooks."""
+    return Path(os.environ["CHARRNN_FIGURES"]) if os.environ.get("CHARRNN_FIGURES") else repo_root() / "figures"

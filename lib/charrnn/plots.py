@@ -6,7 +6,6 @@ saved PNG, so what the notebook shows is exactly the file on disk.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -14,24 +13,19 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 
+from .fileio import write_atomic
+from .paths import figures_dir
+
 DPI = 200
 WIDTH = 7.0    # inches: the text width of the report at 0.9 linewidth
 
 
-def figures_out() -> Path:
-    """Where figures go: env CHARRNN_FIGURES, else the repository's figures/."""
-    from .paths import figures_dir
-    d = Path(os.environ["CHARRNN_FIGURES"]) if os.environ.get("CHARRNN_FIGURES") else figures_dir()
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
 def save(fig, name: str) -> Path:
-    """Write fig to figures/NAME.png at DPI dots per inch; returns the path."""
-    path = figures_out() / f"{name}.png"
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
-    os.replace(tmp, path)
+    """Write fig to figures/NAME.png at DPI dots per inch, atomically; returns the path."""
+    d = figures_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{name}.png"
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight"))
     return path
 
 

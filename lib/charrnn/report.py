@@ -26,6 +26,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from .fileio import write_atomic
 from .paths import repo_root
 
 NOTEBOOKS = ("01_data", "02_gradient_check", "03_training", "04_text_evolution", "06_beyond")
@@ -258,9 +259,7 @@ def build_pdf(executed, out_pdf: Path, build_dir: Path, authors=None, corpus: st
                          f"{build_dir / 'report.html'} are ready")
     pdf = export(merged_path, "pdf", build_dir)
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_pdf.with_name(f".{out_pdf.name}.tmp")
-    shutil.copyfile(pdf, tmp)
-    os.replace(tmp, out_pdf)
+    write_atomic(out_pdf, lambda f: f.write(pdf.read_bytes()))
     return out_pdf
 
 
