@@ -4,7 +4,7 @@ import pytest
 
 from charrnn import Vocabulary, init_params, loss_and_grads, numerical_grads, relative_errors
 from charrnn.gradcheck import sample_entries
-from charrnn.model import PARAM_NAMES, forward, mean_loss_per_char
+from charrnn.model import PARAM_NAMES, Workspace, backward, forward, mean_loss_per_char
 
 # 80 distinct characters, as many as the course corpus has
 ALPHABET80 = "".join(chr(c) for c in range(32, 112))
@@ -128,3 +128,34 @@ def test_mean_loss_per_char_matches_one_long_forward():
     ids = np.random.default_rng(0).integers(0, K, 1001)
     whole, _ = forward(p, ids[:-1], ids[1:], np.zeros(m))
     assert mean_loss_per_char(p, ids, chunk=97) == pytest.approx(whole / 1000, rel=1e-12)
+
+
+def test_a_reused_workspace_gives_the_same_results_as_fresh_arrays():
+    """The trainer computes every update in one Workspace: nothing may leak from one sequence to the next."""
+    K, m, tau = 11, 7, 6
+    p = init_params(K, m, sigma=0.4, seed=3)
+    ws = Workspace(tau, K, m)
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        x, y = rng.integers(0, K, tau), rng.integers(0, K, tau)
+        h0 = rng.standard_normal(m) * 0.5
+        loss, grads, h_last = loss_and_grads(p, x, y, h0)        # fresh arrays every call
+        loss_ws, cache = forward(p, x, y, h0, ws)
+        grads_ws, h_ws = backward(p, cache)
+        assert cache[2] is ws and loss_ws == loss and (h_ws == h_last).all()
+        assert all((grads_ws[k] == grads[k]).all() for k in PARAM_NAMES)
+    # a workspace of another length or dtype is not written into: forward makes a fitting one
+    x, y = rng.integers(0, K, tau + 1), rng.integers(0, K, tau + 1)
+    _, cache = forward(p, x, y, np.zeros(m), ws)
+    assert cache[2] is not ws and cache[2].H.shape == (tau + 2, m)
+    p32 = {k: v.astype(np.float32) for k, v in p.items()}
+    _, cache = forward(p32, x[:tau], y[:tau], np.zeros(m, np.float32), ws)
+    assert cache[2] is not ws and cache[2].H.dtype == np.float32
+
+
+def test_one_step_sequences():
+    K, m = 4, 3
+    p = init_params(K, m, sigma=0.5, seed=1)
+    loss, grads, h = loss_and_grads(p, [2], [3], np.full(m, 0.2))
+    table = relative_errors(grads, numerical_grads(p, [2], [3], np.full(m, 0.2)))
+    assert all(table[k]["max"] < 1e-6 for k in PARAM_NAMES)

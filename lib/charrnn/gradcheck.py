@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import PARAM_NAMES, forward
+from .model import PARAM_NAMES, Workspace, forward
 
 
 def numerical_grads(params, x_ids, y_ids, h0, h: float = 1e-4, entries=None):
@@ -15,7 +15,7 @@ def numerical_grads(params, x_ids, y_ids, h0, h: float = 1e-4, entries=None):
     """
     work = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
     h0 = np.asarray(h0, dtype=np.float64)
-    num = {}
+    num, ws = {}, Workspace(len(x_ids), work["c"].shape[0], work["W"].shape[0])
     for name in PARAM_NAMES:
         theta = work[name].reshape(-1)      # a view: editing it edits work[name]
         out = np.full(theta.shape, np.nan)
@@ -23,9 +23,9 @@ def numerical_grads(params, x_ids, y_ids, h0, h: float = 1e-4, entries=None):
         for i in todo:
             old = theta[i]
             theta[i] = old + h
-            plus, _ = forward(work, x_ids, y_ids, h0)
+            plus, _ = forward(work, x_ids, y_ids, h0, ws)
             theta[i] = old - h
-            minus, _ = forward(work, x_ids, y_ids, h0)
+            minus, _ = forward(work, x_ids, y_ids, h0, ws)
             theta[i] = old
             out[i] = (plus - minus) / (2 * h)
         num[name] = out.reshape(work[name].shape)

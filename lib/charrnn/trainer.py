@@ -26,7 +26,7 @@ from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_check
 from .config import ConfigError, TrainConfig
 from .corpus import Corpus, CorpusError
 from .fileio import check_writable_dir, remove_stale_temporaries, write_json_atomic
-from .model import PARAM_NAMES, backward, forward, init_params, mean_loss_per_char, param_shapes
+from .model import PARAM_NAMES, Workspace, backward, forward, init_params, mean_loss_per_char, param_shapes
 from .optim import STATE_KEYS, UPDATES, clip_, init_state
 from .sampling import sample
 
@@ -177,6 +177,7 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
     hyper = dict(eta=config.eta, eps=config.eps, rho=config.rho, beta1=config.beta1, beta2=config.beta2)
     P, G = flat.params, flat.grads
     work = np.empty_like(flat.theta)                 # optimiser scratch
+    ws = Workspace(L, K, m, dtype)                   # forward/backward buffers, reused every update
     emit = callback or (lambda ev: None)
     best_saved_step = best_step
 
@@ -238,7 +239,7 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
                 x, y = train_ids[e:e + L], train_ids[e + 1:e + L + 1]
                 if step % config.sample_every == 0 and config.sample_length and not _sampled_at(history, step):
                     record_sample(x[0], hprev)
-                loss, cache = forward(P, x, y, hprev)
+                loss, cache = forward(P, x, y, hprev, ws)
                 if not math.isfinite(loss) or loss > loss_limit:
                     last = run_dir / "last.npz" if run_dir and (run_dir / "last.npz").exists() else None
                     what = f"became {loss}" if not math.isfinite(loss) else \
