@@ -1,10 +1,12 @@
 """Optimisers: AdaGrad (the assignment's), RMSProp and Adam.
 
-Each works in place on one flat parameter vector theta (n,) with its flat
-gradient g (n,), so one update is a handful of NumPy calls whatever the
-number of parameter arrays, and writes its intermediates into a scratch
-vector instead of allocating (fresh large arrays cost page faults every
-update). State is a dict of flat arrays.
+Each works on one flat gradient vector g (n,) and writes the step into a
+scratch vector `work` (n,); the caller then does theta -= work. Working on
+the flat vector makes an update a handful of NumPy calls whatever the number
+of parameter arrays, and writing into scratch instead of allocating avoids
+fresh large arrays (page faults) every update. State is a dict of flat arrays.
+
+Every optimiser first clips g element-wise to [-clip, clip], in place.
 """
 from __future__ import annotations
 
@@ -18,53 +20,57 @@ def init_state(optimizer: str, n: int, dtype=np.float64) -> dict[str, np.ndarray
     return {k: np.zeros(n, dtype=dtype) for k in STATE_KEYS[optimizer]}
 
 
-def clip_(g: np.ndarray, clip: float) -> None:
-    """Clip every gradient entry to [-clip, clip], in place."""
-    if g.max() > clip or g.min() < -clip:   # two reads are cheaper than a write when nothing needs clipping
-        np.clip(g, -clip, clip, out=g)
+def clip_and_square_(g, clip, work) -> None:
+    """Clip g to [-clip, clip] in place and write g*g into work.
+
+    All three optimisers need g*g, and its maximum tells whether anything
+    needs clipping: one read of g*g instead of reading g for both max and min.
+    (|g_i| > clip implies g_i^2 >= clip^2 after rounding, hence the >=.)
+    """
+    np.multiply(g, g, work)
+    if np.maximum.reduce(work) >= clip * clip:
+        np.clip(g, -clip, clip, g)
+        np.multiply(g, g, work)
 
 
-def adagrad_(theta, g, state, work, eta, eps, **_):
-    """G += g*g;  theta -= eta * g / sqrt(G + eps).  work: scratch (n,)."""
+def adagrad_step(g, state, work, eta, eps, clip, **_):
+    """G += g*g;  step = eta * g / sqrt(G + eps), written into work."""
+    clip_and_square_(g, clip, work)
     G = state["G"]
-    np.multiply(g, g, out=work)
     G += work
-    np.add(G, eps, out=work)
-    np.sqrt(work, out=work)
-    np.divide(g, work, out=work)    # g / sqrt(G + eps)
+    np.add(G, eps, work)
+    np.sqrt(work, work)
+    np.divide(g, work, work)        # g / sqrt(G + eps)
     work *= eta
-    theta -= work
 
 
-def rmsprop_(theta, g, state, work, eta, eps, rho, **_):
-    """G = rho G + (1 - rho) g*g;  theta -= eta * g / sqrt(G + eps).  work: scratch (n,)."""
+def rmsprop_step(g, state, work, eta, eps, clip, rho, **_):
+    """G = rho G + (1 - rho) g*g;  step = eta * g / sqrt(G + eps), written into work."""
+    clip_and_square_(g, clip, work)
     G = state["G"]
     G *= rho
-    np.multiply(g, g, out=work)
     work *= 1 - rho
     G += work
-    np.add(G, eps, out=work)
-    np.sqrt(work, out=work)
-    np.divide(g, work, out=work)
+    np.add(G, eps, work)
+    np.sqrt(work, work)
+    np.divide(g, work, work)
     work *= eta
-    theta -= work
 
 
-def adam_(theta, g, state, work, eta, eps, beta1, beta2, t, **_):
-    """Adam with bias correction; t is the 1-based update count.  work: scratch (n,)."""
+def adam_step(g, state, work, eta, eps, clip, beta1, beta2, t, **_):
+    """Adam with bias correction, t the 1-based update count; the step is written into work."""
+    clip_and_square_(g, clip, work)
     M, S = state["M"], state["S"]
-    M *= beta1
-    np.multiply(g, 1 - beta1, out=work)
-    M += work                       # M = beta1 M + (1 - beta1) g
     S *= beta2
-    np.multiply(g, g, out=work)
     work *= 1 - beta2
     S += work                       # S = beta2 S + (1 - beta2) g*g
-    np.sqrt(S, out=work)
+    M *= beta1
+    np.multiply(g, 1 - beta1, work)
+    M += work                       # M = beta1 M + (1 - beta1) g
+    np.sqrt(S, work)
     work += eps
-    np.divide(M, work, out=work)
+    np.divide(M, work, work)
     work *= eta * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
-    theta -= work
 
 
-UPDATES = {"adagrad": adagrad_, "rmsprop": rmsprop_, "adam": adam_}
+STEPS = {"adagrad": adagrad_step, "rmsprop": rmsprop_step, "adam": adam_step}

@@ -27,7 +27,7 @@ from .config import ConfigError, TrainConfig
 from .corpus import Corpus, CorpusError
 from .fileio import check_writable_dir, remove_stale_temporaries, write_json_atomic
 from .model import PARAM_NAMES, Workspace, backward, forward, init_params, mean_loss_per_char, param_shapes
-from .optim import STATE_KEYS, UPDATES, clip_, init_state
+from .optim import STATE_KEYS, STEPS, init_state
 from .sampling import sample
 
 
@@ -80,32 +80,64 @@ class History:
 
 class _Flat:
     """All five parameter arrays as views into one flat vector (so clipping and the
-    optimiser are one NumPy call each), with a gradient buffer of the same layout."""
+    optimiser are a few NumPy calls each), with a gradient buffer of the same layout.
+
+    There are two parameter vectors: the current one (`theta`, viewed by `params`)
+    and the best one (`best`). When the current parameters become the best, the
+    update writes the new parameters into the other vector and the two swap
+    roles, so tracking the best model never copies (a copy costs as much as a
+    step of the optimiser's arithmetic, and early in training the best model
+    changes at nearly every update).
+    """
 
     def __init__(self, K: int, m: int, dtype):
-        shapes = param_shapes(K, m)
-        n = sum(math.prod(s) for s in shapes.values())
-        self.theta = np.empty(n, dtype=dtype)
+        self.shapes = param_shapes(K, m)
+        n = sum(math.prod(s) for s in self.shapes.values())
+        self._vectors = (np.empty(n, dtype=dtype), np.empty(n, dtype=dtype))
+        self._views = tuple(self.views(v) for v in self._vectors)
+        self._cur = 0
         self.grad = np.empty(n, dtype=dtype)
-        self.params, self.grads, o = {}, {}, 0
-        for k in PARAM_NAMES:
-            size = math.prod(shapes[k])
-            self.params[k] = self.theta[o:o + size].reshape(shapes[k])
-            self.grads[k] = self.grad[o:o + size].reshape(shapes[k])
-            o += size
+        self.grads = self.views(self.grad)
 
-    def load(self, params) -> None:
-        for k in PARAM_NAMES:
-            self.params[k][...] = params[k]
-
-    def copy(self, flat=None) -> dict:
-        flat = self.theta if flat is None else flat
+    def views(self, flat) -> dict:
+        """{name: view of flat shaped like that parameter}."""
         out, o = {}, 0
         for k in PARAM_NAMES:
-            size = self.params[k].size
-            out[k] = flat[o:o + size].reshape(self.params[k].shape).copy()
+            size = math.prod(self.shapes[k])
+            out[k] = flat[o:o + size].reshape(self.shapes[k])
             o += size
         return out
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self._vectors[self._cur]
+
+    @property
+    def best(self) -> np.ndarray:
+        return self._vectors[1 - self._cur]
+
+    @property
+    def params(self) -> dict:
+        return self._views[self._cur]
+
+    def step(self, delta, keep_as_best: bool) -> None:
+        """theta -= delta; with keep_as_best, the parameters before the step become the best."""
+        theta = self.theta
+        if keep_as_best:
+            np.subtract(theta, delta, self.best)
+            self._cur = 1 - self._cur
+        else:
+            theta -= delta
+
+    def load(self, params, best=None) -> None:
+        """Set the current parameters, and the best ones (a copy of params when None)."""
+        for views, source in ((self.params, params), (self._views[1 - self._cur], best or params)):
+            for k in PARAM_NAMES:
+                views[k][...] = source[k]
+
+    def copy(self, flat=None) -> dict:
+        """{name: a copy of that parameter} from flat (default: the current parameters)."""
+        return {k: v.copy() for k, v in self.views(self.theta if flat is None else flat).items()}
 
 
 def updates_per_epoch(n_chars: int, seq_length: int) -> int:
@@ -148,11 +180,10 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
     opt_state = init_state(config.optimizer, flat.theta.size, dtype)
     rng = np.random.default_rng([config.seed, 1])   # sampling stream, apart from the init stream
     step, e, epoch, smooth, hprev = 0, 0, 0, None, np.zeros(m, dtype=dtype)
-    best, best_step, best_flat = math.inf, None, flat.theta.copy()
+    best, best_step = math.inf, None
     if config.resume:
         ck = _checked_resume(config, corpus)
-        flat.load(ck.params)
-        best_flat[...] = _to_flat(flat, ck.best_params or ck.params)
+        flat.load(ck.params, ck.best_params)
         for k in STATE_KEYS[config.optimizer]:
             opt_state[k][...] = ck.opt_state[k]
         rng.bit_generator.state = ck.rng_state
@@ -165,18 +196,18 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
     else:
         flat.load(init_params(K, m, config.sigma, seed=config.seed, dtype=dtype) if params is None
                   else _checked_params(params, K, m))
-        best_flat[...] = flat.theta
     # only now, with every input checked, create the run directory: a refused run writes nothing
     fresh_dir = bool(config.checkpoint_dir) and not Path(config.checkpoint_dir).exists()
     run_dir = check_writable_dir(config.checkpoint_dir) if config.checkpoint_dir else None
     if run_dir is not None:
         remove_stale_temporaries(run_dir)           # left by a writer killed before its rename
 
-    update = UPDATES[config.optimizer]
+    optimizer_step = STEPS[config.optimizer]
     loss_limit = config.max_loss_ratio * L * math.log(max(K, 2))
-    hyper = dict(eta=config.eta, eps=config.eps, rho=config.rho, beta1=config.beta1, beta2=config.beta2)
-    P, G = flat.params, flat.grads
-    work = np.empty_like(flat.theta)                 # optimiser scratch
+    hyper = dict(eta=config.eta, eps=config.eps, clip=config.clip, rho=config.rho, beta1=config.beta1,
+                 beta2=config.beta2)
+    G = flat.grads
+    work = np.empty_like(flat.theta)                 # the optimiser's step
     ws = Workspace(L, K, m, dtype)                   # forward/backward buffers, reused every update
     emit = callback or (lambda ev: None)
     best_saved_step = best_step
@@ -186,7 +217,7 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
         nonlocal best_saved_step
         if run_dir is None:
             return None
-        if not (np.isfinite(flat.theta).all() and np.isfinite(best_flat).all()):
+        if not (np.isfinite(flat.theta).all() and np.isfinite(flat.best).all()):
             raise TrainingDiverged(    # never overwrite the last good checkpoint with NaN/inf parameters
                 f"training diverged: the parameters became non-finite by update {step} (eta={config.eta}); "
                 + (f"the last good checkpoint is {run_dir / 'last.npz'}" if (run_dir / "last.npz").exists()
@@ -201,23 +232,23 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
         if best_step is not None and best_step != best_saved_step or finished:
             # `best` is for sampling: parameters only, no training state to resume from
             best_only = {**common, "hprev": None, "opt_state": {}, "rng_state": None}
-            save_checkpoint(Checkpoint(params=flat.copy(best_flat), best_params=None, kind="best", **best_only),
+            save_checkpoint(Checkpoint(params=flat.copy(flat.best), best_params=None, kind="best", **best_only),
                             run_dir / "best.npz")
             best_saved_step = best_step
-        path = save_checkpoint(Checkpoint(params=flat.params, best_params=flat.copy(best_flat), kind="last",
+        path = save_checkpoint(Checkpoint(params=flat.params, best_params=flat.copy(flat.best), kind="last",
                                           **common), run_dir / "last.npz")
         write_json_atomic(run_dir / "history.json", {**history.to_json(), "finished": finished})
         emit({"event": "checkpoint", "step": step, "path": str(path)})
         return path
 
     def record_sample(x0, h):
-        text_out = sample(P, vocab, config.sample_length, h0=h, prime=vocab.chars[int(x0)], seed=rng)
+        text_out = sample(flat.params, vocab, config.sample_length, h0=h, prime=vocab.chars[int(x0)], seed=rng)
         s = {"step": step, "smooth_loss": smooth, "text": text_out}
         history.samples.append(s)
         emit({"event": "sample", **s})
 
     def validate():
-        v = mean_loss_per_char(P, val_ids)
+        v = mean_loss_per_char(flat.params, val_ids)
         history.val_steps.append(step)
         history.val_loss.append(v)
         emit({"event": "val", "step": step, "val_loss": v, "train_loss": None if smooth is None else smooth / L})
@@ -239,7 +270,7 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
                 x, y = train_ids[e:e + L], train_ids[e + 1:e + L + 1]
                 if step % config.sample_every == 0 and config.sample_length and not _sampled_at(history, step):
                     record_sample(x[0], hprev)
-                loss, cache = forward(P, x, y, hprev, ws)
+                loss, cache = forward(flat.params, x, y, hprev, ws)
                 if not math.isfinite(loss) or loss > loss_limit:
                     last = run_dir / "last.npz" if run_dir and (run_dir / "last.npz").exists() else None
                     what = f"became {loss}" if not math.isfinite(loss) else \
@@ -247,13 +278,13 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
                     raise TrainingDiverged(
                         f"training diverged: the loss {what} at update {step + 1} (eta={config.eta}); "
                         + (f"the last good checkpoint is {last}" if last else "no checkpoint was written"))
-                _, hprev = backward(P, cache, out=G)
+                _, hprev = backward(flat.params, cache, out=G)
                 smooth = loss if smooth is None else 0.999 * smooth + 0.001 * loss
-                if smooth < best:                       # the parameters that produced this loss
+                improved = smooth < best                # then the parameters that produced this loss are the best
+                if improved:
                     best, best_step = smooth, step
-                    np.copyto(best_flat, flat.theta)
-                clip_(flat.grad, config.clip)
-                update(flat.theta, flat.grad, opt_state, work, t=step + 1, **hyper)
+                optimizer_step(flat.grad, opt_state, work, t=step + 1, **hyper)   # clips flat.grad in place
+                flat.step(work, keep_as_best=improved)
                 step += 1
                 e += L
                 if step % config.log_every == 0 or step == 1:
@@ -299,16 +330,12 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
             bar.update(step - bar.n)
             bar.close()
     history.params = flat.copy()
-    history.best_params = flat.copy(best_flat)
+    history.best_params = flat.copy(flat.best)
     return history
 
 
 def _sampled_at(history: History, step: int) -> bool:
     return bool(history.samples) and history.samples[-1]["step"] == step
-
-
-def _to_flat(flat: _Flat, params) -> np.ndarray:
-    return np.concatenate([np.asarray(params[k], dtype=flat.theta.dtype).ravel() for k in PARAM_NAMES])
 
 
 def _checked_params(params, K, m):
