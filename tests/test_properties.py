@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charrnn import Corpus, Vocabulary, init_params, loss_and_grads, numerical_grads, relative_errors, sample
+from charrnn.optim import clip_and_square_
 from charrnn.sampling import prime_state, step
 
 FAST = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
@@ -152,3 +153,25 @@ def test_streamed_corpus_equals_whole_file_reading(tmp_path, monkeypatch, parts,
     else:
         assert (got.vocab, got.sha256, got.name) == (want.vocab, want.sha256, want.name)
         assert np.array_equal(got.ids, want.ids) and got.ids.dtype == want.ids.dtype
+
+
+def ulps_from(x: float, k: int) -> float:
+    """x moved by k units in the last place (towards +inf for k > 0)."""
+    for _ in range(abs(k)):
+        x = float(np.nextafter(x, np.inf if k > 0 else -np.inf))
+    return x
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1e-6, 1e6), st.lists(st.integers(-3, 3), min_size=1, max_size=30), st.integers(0, 2**31))
+def test_clipping_inside_the_optimisers_equals_np_clip(clip, ulps, seed):
+    """The one-read test on g*g must clip exactly what np.clip clips, also a few ulps either side of clip."""
+    rng = np.random.default_rng(seed)
+    edge = np.array([ulps_from(clip, k) for k in ulps])
+    g = np.concatenate([edge, -edge, rng.standard_normal(20) * clip * rng.choice([0.5, 2.0])])
+    rng.shuffle(g)
+    expected = np.clip(g, -clip, clip)
+    work = np.empty_like(g)
+    clip_and_square_(g, clip, work)
+    assert (g == expected).all()
+    assert (work == expected * expected).all()
