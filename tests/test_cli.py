@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from charrnn import load_checkpoint
+from charrnn.paths import repo_root
 from charrnn.model import PARAM_NAMES
 
 
@@ -85,3 +86,14 @@ def test_divergence_before_any_checkpoint_leaves_nothing(tmp_path, corpus_file):
             "--quiet", check=False)
     assert r.returncode == 1 and "training diverged" in r.stderr and "no checkpoint was written" in r.stderr
     assert not (tmp_path / "gone").exists()
+
+
+def test_the_stored_speed_result_is_keyed_to_the_code(tmp_path, monkeypatch):
+    """The report caches its speed comparison; a change to the measured code must invalidate it."""
+    from charrnn import bench
+    before = bench.code_version()
+    assert len(before) == 12 and before == bench.code_version()
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "classic.py").write_bytes((repo_root() / "benchmarks" / "classic.py").read_bytes() + b"\n")
+    monkeypatch.setattr(bench, "repo_root", lambda: tmp_path)
+    assert bench.code_version() != before

@@ -6,6 +6,7 @@ machine slows both alike, and each rate is the best of its rounds.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import time
 from pathlib import Path
@@ -28,6 +29,16 @@ def load_classic():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def code_version() -> str:
+    """A short hash of the code a speed measurement depends on, so a stored result is
+    measured again after that code changes."""
+    h = hashlib.sha256()
+    for path in [Path(__file__).parent / f"{name}.py" for name in ("model", "optim", "trainer")] + \
+            [repo_root() / "benchmarks" / "classic.py"]:
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def compare(text, updates: int = 2000, rounds: int = 3, m: int = 100, seq_length: int = 25,
