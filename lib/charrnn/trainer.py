@@ -85,9 +85,9 @@ class _Flat:
     There are two parameter vectors: the current one (`theta`, viewed by `params`)
     and the best one (`best`). When the current parameters become the best, the
     update writes the new parameters into the other vector and the two swap
-    roles, so tracking the best model never copies (a copy costs as much as a
-    step of the optimiser's arithmetic, and early in training the best model
-    changes at nearly every update).
+    roles, so tracking the best model never copies (a copy is one more pass over
+    all parameters, and early in training the best model changes at nearly
+    every update).
     """
 
     def __init__(self, K: int, m: int, dtype):
