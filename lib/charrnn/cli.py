@@ -105,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0)
 
     p = sub.add_parser("bench", help="updates/s of charrnn against the classic per-timestep loop")
-    p.add_argument("--updates", type=_int, default=2000,
-                   help="charrnn's updates per round; the classic loop makes a quarter (default 2000)")
-    p.add_argument("--rounds", type=_int, default=5, help="alternating rounds, best kept (default 5)")
+    p.add_argument("--updates", type=_int, default=1000,
+                   help="charrnn's updates per round; the classic loop makes a quarter (default 1000)")
+    p.add_argument("--rounds", type=_int, default=15, help="alternating rounds, best kept (default 15)")
     p.add_argument("--m", type=_int, default=100)
     p.add_argument("--corpus", help="text file (default: the default corpus)")
     return parser

@@ -79,7 +79,7 @@ FULL = Profile(
     experiment_updates=20_000, val_every=4_000,
     optimizers=(("adagrad", 0.1), ("rmsprop", 0.001), ("adam", 0.001)),   # each at its usual rate
     hidden_sizes=(50, 100, 200), gradcheck_entries=200,
-    bench_updates=1_500, bench_rounds=3, best_budget=180.0, best_val_every=20_000,
+    bench_updates=1_000, bench_rounds=15, best_budget=180.0, best_val_every=20_000,
 )
 QUICK = Profile(
     name="quick", updates=2_000, sample_every=200, min_epochs=0,
