@@ -58,6 +58,16 @@ def test_gradcheck(corpus_file):
 def test_bench(corpus_file):
     r = cli("bench", "--corpus", corpus_file, "--updates", 40, "--rounds", 1, "--m", 20)
     assert "classic per-timestep" in r.stdout and "x classic" in r.stdout and "float32" in r.stdout
+    assert "median of the rounds' own ratios" in r.stdout
+
+
+def test_bench_estimates_agree_for_one_round():
+    """With one round the best rates are the round's rates, so both estimates are the same number."""
+    from charrnn.bench import compare
+    r = compare("the quick brown fox jumps over the lazy dog. " * 20, updates=8, rounds=1, m=6, seq_length=5)
+    assert r["classic_updates"] == 2 and r["rounds"] == 1
+    assert r["paired64"] == pytest.approx(r["ratio64"], rel=1e-12)
+    assert r["paired32"] == pytest.approx(r["ratio32"], rel=1e-12)
 
 
 def test_corpus_command():
