@@ -15,7 +15,7 @@ def numerical_grads(params, x_ids, y_ids, h0, h: float = 1e-4, entries=None):
     """
     work = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
     h0 = np.asarray(h0, dtype=np.float64)
-    num, ws = {}, Workspace(len(x_ids), work["c"].shape[0], work["W"].shape[0])
+    num, ws = {}, Workspace.for_params(work, len(x_ids))
     for name in PARAM_NAMES:
         theta = work[name].reshape(-1)      # a view: editing it edits work[name]
         out = np.full(theta.shape, np.nan)

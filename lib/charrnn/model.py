@@ -81,8 +81,13 @@ class Workspace:
             self._back = list(zip(self.dA[-2::-1], self.dA[:0:-1], self.D[-2::-1]))
         return self._back
 
+    @classmethod
+    def for_params(cls, params, tau: int) -> "Workspace":
+        """A workspace for sequences of tau steps through these parameters."""
+        return cls(tau, *hidden_size(params), params["W"].dtype)
+
     def fits(self, params, tau: int) -> bool:
-        return self.key == (tau, params["c"].shape[0], params["W"].shape[0], params["W"].dtype)
+        return self.key == (tau, *hidden_size(params), params["W"].dtype)
 
 
 def forward(params, x, y, h0, ws: Workspace | None = None):
@@ -96,7 +101,7 @@ def forward(params, x, y, h0, ws: Workspace | None = None):
     U, W, V, b, c = params["U"], params["W"], params["V"], params["b"], params["c"]
     tau = len(x)
     if ws is None or not ws.fits(params, tau):
-        ws = Workspace(tau, c.shape[0], W.shape[0], W.dtype)
+        ws = Workspace.for_params(params, tau)
     A, H, O = ws.A, ws.H, ws.O
     np.add(U.T[x], b, A)                 # (tau, m): U x_t + b, a column lookup per step
     H[0] = h0
@@ -181,9 +186,9 @@ def mean_loss_per_char(params, ids, h0=None, chunk: int = 4096) -> float:
 
     ids: int array (n,), n >= 2. Returns nats per character.
     """
-    K, m = hidden_size(params)
+    _, m = hidden_size(params)
     h = np.zeros(m, dtype=params["W"].dtype) if h0 is None else h0
-    total, count, ws = 0.0, 0, Workspace(min(chunk, len(ids) - 1), K, m, params["W"].dtype)
+    total, count, ws = 0.0, 0, Workspace.for_params(params, min(chunk, len(ids) - 1))
     for start in range(0, len(ids) - 1, chunk):
         x = ids[start:start + chunk]
         y = ids[start + 1:start + chunk + 1]
