@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from charrnn import TrainConfig, load_checkpoint, repo_root, sample, train
+from charrnn import TrainConfig, load_checkpoint, repo_root, train
 from conftest import make_text
 
 CHROMIUM = os.environ.get("CHARRNN_CHROMIUM", "/usr/lib/chromium/chromium")
@@ -157,10 +157,10 @@ def _sample_and_read(page, expect_status: str) -> str:
 
 
 def test_sampling_in_the_browser(lab, page):
-    best = load_checkpoint(lab["runs"] / "browser" / "best.npz")
+    best = load_checkpoint(lab["runs"] / "browser" / "best.npz").model()      # sampled from its stored state
     prime, seed, length, temperature = "The ", 1234, 257, 0.7
-    seeded = sample(best.params, best.vocab, n=length, prime=prime, temperature=temperature, seed=seed)
-    greedy = sample(best.params, best.vocab, n=length, prime=prime, temperature=0)
+    seeded = best.sample(length, prime=prime, temperature=temperature, seed=seed)
+    greedy = best.sample(length, prime=prime, temperature=0)
     try:
         page.goto(f"{lab['url']}/lab/tree/{NOTEBOOK}?reset&token={lab['token']}")
         page.get_by_text(re.compile(r"\| Idle")).first.wait_for(timeout=60_000)   # the kernel, really ready
@@ -169,7 +169,7 @@ def test_sampling_in_the_browser(lab, page):
         page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
         chart = page.locator(".charrnn-chart")
         expect(chart).to_contain_text("entropy", timeout=60_000)
-        expect(page.locator(".widget-dropdown select")).to_contain_text("browser · best")
+        expect(page.locator(".widget-dropdown select")).to_contain_text("browser · best (rnn, step")
         expect(page.locator(".widget-text input").first).to_have_value(prime)
 
         _type_into_readout(page, "Temperature", temperature)
@@ -186,6 +186,7 @@ def test_sampling_in_the_browser(lab, page):
         assert len(text) == length
         assert text == seeded
         expect(page.locator(".charrnn-status")).to_contain_text(f"seed {seed} · temperature 0.70")
+        expect(page.locator(".charrnn-status")).to_contain_text("from the carried state")
         _show_widget(page)
         page.screenshot(path=str(ARTIFACTS / "browser-sampler.png"), full_page=True)
 
@@ -199,4 +200,51 @@ def test_sampling_in_the_browser(lab, page):
         assert not page.locator(".charrnn-error").count()
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "browser-sampler-failure.png"), full_page=True)
+        raise
+
+
+def test_after_an_error_sample_is_off_until_it_is_fixed(lab, page):
+    """The issue's steps: sample, type a prime with a character the model never saw, then press Sample.
+    The error is one red line, Sample is off and says why, the old text is gone, and the seed box keeps
+    the seed of the text last shown; once the prime is fixed, Sample works and shows its own seed."""
+    best = load_checkpoint(lab["runs"] / "browser" / "best.npz").model()
+    try:
+        page.goto(f"{lab['url']}/lab/tree/{NOTEBOOK}?reset&token={lab['token']}")
+        page.get_by_text(re.compile(r"\| Idle")).first.wait_for(timeout=60_000)
+        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        expect(page.locator(".charrnn-chart")).to_contain_text("entropy", timeout=60_000)
+        button = page.get_by_role("button", name="Sample")
+        seed_box = page.locator(".widget-text", has=page.locator(".widget-label", has_text="Seed")).locator("input")
+        expect(page.locator(".widget-checkbox input[type=checkbox]")).to_be_checked()   # random seeds
+        first = _sample_and_read(page, "characters")
+        shown_seed = int(seed_box.input_value())
+        assert first == best.sample(300, prime="The ", seed=shown_seed)
+
+        prime_box = page.locator(".widget-text", has=page.locator(".widget-label", has_text="Prime")).locator("input")
+        prime_box.fill("The Zürich")
+        prime_box.press("Enter")
+        error = page.locator(".charrnn-error")
+        expect(error).to_contain_text("'ü' (U+00FC)")
+        assert error.count() == 1 and "\n" not in error.inner_text().strip()
+        expect(button).to_be_disabled()
+        expect(page.locator(".charrnn-sample")).to_have_count(0)          # the old text is gone
+        expect(page.locator(".charrnn-status")).to_contain_text("Sample is off until the error above is fixed")
+        button.click(force=True)                                          # pressing it anyway does nothing
+        page.wait_for_timeout(500)
+        assert int(seed_box.input_value()) == shown_seed
+        expect(page.locator(".charrnn-sample")).to_have_count(0)
+        _show_widget(page)
+        page.screenshot(path=str(ARTIFACTS / "browser-sampler-error.png"), full_page=True)
+
+        prime_box.fill("The ")
+        prime_box.press("Enter")
+        expect(error).to_have_count(0)
+        expect(button).to_be_enabled()
+        text = _sample_and_read(page, "characters")
+        new_seed = int(seed_box.input_value())
+        assert new_seed != shown_seed and text == best.sample(300, prime="The ", seed=new_seed)
+        expect(page.locator(".charrnn-status")).to_contain_text(f"seed {new_seed} ")
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "browser-sampler-error-failure.png"), full_page=True)
         raise

@@ -7,7 +7,7 @@ import pytest
 
 from charrnn import CheckpointError, ConfigError, TrainConfig, TrainingDiverged, init_params, load_checkpoint, train
 from charrnn.checkpoint import save_checkpoint
-from charrnn.model import PARAM_NAMES
+from charrnn.models.rnn import PARAM_NAMES
 
 CFG = TrainConfig(m=10, seq_length=12, n_updates=120, checkpoint_every=40, sample_every=50, sample_length=20,
                   log_every=10)

@@ -7,7 +7,7 @@ import pytest
 
 from charrnn import load_checkpoint
 from charrnn.paths import repo_root
-from charrnn.model import PARAM_NAMES
+from charrnn.models.rnn import PARAM_NAMES
 
 
 def cli(*args, check=True):
@@ -107,3 +107,53 @@ def test_the_stored_speed_result_is_keyed_to_the_code(tmp_path, monkeypatch):
     (tmp_path / "benchmarks" / "classic.py").write_bytes((repo_root() / "benchmarks" / "classic.py").read_bytes() + b"\n")
     monkeypatch.setattr(bench, "repo_root", lambda: tmp_path)
     assert bench.code_version() != before
+
+
+def test_train_and_sample_a_gated_cell_with_batches(tmp_path, corpus_file):
+    run = tmp_path / "lstm"
+    r = cli("train", "--corpus", corpus_file, "--cell", "lstm", "--batch-size", 4, "--seq-length", 16, "--m", 12,
+            "--optimizer", "adam", "--eta", 0.01, "--objective", "mean", "--clip-norm", 1.0, "--schedule", "cosine",
+            "--updates", 40, "--val-fraction", 0.1, "--val-every", 20, "--val-streams", 4, "--out", run)
+    assert "cell             'lstm'" in r.stderr and "held-out loss" in r.stderr
+    ck = load_checkpoint(run)
+    assert ck.cell == "lstm" and ck.config.batch_size == 4 and ck.state.shape == (4, 24)
+    a = cli("sample", "--checkpoint", run, "--best", "--length", 50, "--seed", 1).stdout
+    assert len(a) == 51 and a == ck.best_model().sample(50, seed=1) + "\n"
+    r = cli("train", "--resume", run, "--updates", 60, "--cell", "gru", check=False)
+    assert r.returncode == 1 and "with --cell gru: the checkpoint's run has 'lstm'" in r.stderr
+
+
+@pytest.mark.parametrize("cell,batch", [("rnn", 1), ("gru", 3), ("lstm", 3)])
+def test_gradcheck_json_for_every_cell(corpus_file, cell, batch):
+    import json
+    r = cli("gradcheck", "--corpus", corpus_file, "--cell", cell, "--batch-size", batch, "--m", 4,
+            "--seq-length", 6, "--sigma", 0.5, "--json")
+    table = json.loads(r.stdout)
+    assert list(table) == list(PARAM_NAMES) and all(set(v) == {"max", "mean", "min", "norm"} for v in table.values())
+    assert max(v["norm"] for v in table.values()) < 1e-6
+    text = cli("gradcheck", "--corpus", corpus_file, "--cell", cell, "--batch-size", batch, "--m", 4,
+               "--seq-length", 6, "--sigma", 0.5).stdout
+    assert f"cell={cell}" in text and f"batch_size={batch}" in text and "(agree)" in text
+
+
+def test_bench_a_cell_prints_characters_per_second_and_the_gemm_share_as_json(corpus_file):
+    import json
+    r = cli("bench", "--corpus", corpus_file, "--cell", "lstm", "--batch-size", 4, "--seq-length", 16, "--m", 16,
+            "--dtype", "float32", "--updates", 5, "--rounds", 1, "--json")
+    last = json.loads(r.stdout.strip().splitlines()[-1])
+    assert last["chars_per_s"] > 0 and 0 < last["gemm_fraction"] and last["cell"] == "lstm"
+    assert last["flops_per_char"] == 6 * 4 * 16 * 16 + 6 * len(set(corpus_file.read_text())) * 16
+    assert "share of that GEMM rate" in r.stdout and "characters/s" in r.stdout
+
+
+def test_the_budget_preset_trains_on_any_corpus_and_records_the_held_out_loss(tmp_path, corpus_file):
+    import json
+    run = tmp_path / "budget"
+    r = cli("train", "--preset", "budget", "--corpus", corpus_file, "--time-budget", 2, "--val-fraction", 0.1,
+            "--m", 16, "--batch-size", 4, "--seq-length", 16, "--out", run, "--quiet")
+    assert r.returncode == 0
+    h = json.loads((run / "history.json").read_text())
+    assert h["stopped"] == "time budget" and h["val_loss"] and h["config"]["cell"] == "lstm"
+    assert h["config"]["schedule"] == "cosine" and h["config"]["m"] == 16      # the options given win
+    r = cli("train", "--resume", run, "--preset", "budget", "--updates", 10**7, check=False)
+    assert r.returncode == 1 and "--preset" in r.stderr

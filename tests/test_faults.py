@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import charrnn.trainer as trainer_mod
+import charrnn.models.rnn as rnn_mod
 from charrnn import CheckpointError, Corpus, TrainConfig, TrainingDiverged, init_params, load_checkpoint, train
 
 UPDATES = 1500
@@ -229,10 +229,10 @@ def counting(fn, bad_call, poison):
 def test_nan_loss_mid_run_stops_within_one_update(text_small, tmp_path, monkeypatch, bad):
     corpus = Corpus.from_text(text_small)
     d = tmp_path / "run"
-    fwd, calls = counting(trainer_mod.forward, bad, lambda out, a, kw: (float("nan"), out[1]))
-    bwd, bcalls = counting(trainer_mod.backward, 0, None)
-    monkeypatch.setattr(trainer_mod, "forward", fwd)
-    monkeypatch.setattr(trainer_mod, "backward", bwd)
+    fwd, calls = counting(rnn_mod.forward_batch, bad, lambda out, a, kw: (float("nan"), out[1]))
+    bwd, bcalls = counting(rnn_mod.backward_batch, 0, None)
+    monkeypatch.setattr(rnn_mod, "forward_batch", fwd)
+    monkeypatch.setattr(rnn_mod, "backward_batch", bwd)
     with pytest.raises(TrainingDiverged, match=fr"became nan at update {bad} .*last good checkpoint is .*last\.npz"):
         train(corpus, CFG.replace(checkpoint_dir=str(d)))
     assert calls["n"] == bad and bcalls["n"] == bad - 1         # no update was made with the NaN loss
@@ -254,8 +254,8 @@ def test_nan_gradient_at_a_checkpoint_step_does_not_overwrite_the_good_checkpoin
     def poison(out, a, kw):
         kw["out"]["W"][0, 0] = np.nan
         return out
-    bwd, _ = counting(trainer_mod.backward, 30, poison)
-    monkeypatch.setattr(trainer_mod, "backward", bwd)
+    bwd, _ = counting(rnn_mod.backward_batch, 30, poison)
+    monkeypatch.setattr(rnn_mod, "backward_batch", bwd)
     with pytest.raises(TrainingDiverged, match=r"parameters became non-finite by update 30"):
         train(corpus, CFG.replace(checkpoint_dir=str(d)))
     assert load_checkpoint(d).step == 20

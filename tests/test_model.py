@@ -4,7 +4,12 @@ import pytest
 
 from charrnn import Vocabulary, init_params, loss_and_grads, numerical_grads, relative_errors
 from charrnn.gradcheck import sample_entries
-from charrnn.model import PARAM_NAMES, Workspace, backward, forward, mean_loss_per_char
+from charrnn.models import mean_loss_per_char as _mlpc, rnn
+from charrnn.models.rnn import PARAM_NAMES, Workspace, backward, forward
+
+
+def mean_loss_per_char(params, ids, chunk=4096):
+    return _mlpc(rnn, params, ids, chunk=chunk)
 
 # 80 distinct characters, as many as the course corpus has
 ALPHABET80 = "".join(chr(c) for c in range(32, 112))

@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 
 from charrnn import Corpus, Vocabulary, init_params, loss_and_grads, numerical_grads, relative_errors, sample
 from charrnn.optim import clip_and_square_
-from charrnn.sampling import prime_state, step
+from charrnn.models.rnn import step
+from charrnn.sampling import prime_state
 
 FAST = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 
@@ -66,12 +67,16 @@ def test_vocabulary_round_trips_any_unicode(text):
 
 @settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=texts.filter(lambda t: "\x00" not in t and len(t) >= 2))
-def test_corpus_file_round_trips_bytes_exactly(tmp_path, text):
-    """Through a UTF-8 file: CRLF stays CRLF, nothing is normalised."""
+def test_corpus_file_round_trips_with_universal_newlines(tmp_path, text):
+    """Through a UTF-8 file: read as Python's text mode reads it (\\r\\n and \\r become \\n), or, with
+    keep_line_endings, exactly."""
     p = tmp_path / "c.txt"
     p.write_bytes(text.encode("utf-8"))
-    c = Corpus.from_file(p)
-    assert c.vocab.decode(c.ids) == text and c.ids.dtype == c.vocab.dtype
+    c = Corpus.from_file(p, min_chars=1)
+    with open(p, encoding="utf-8") as f:
+        assert c.vocab.decode(c.ids) == f.read() and c.ids.dtype == c.vocab.dtype
+    kept = Corpus.from_file(p, min_chars=1, keep_line_endings=True)
+    assert kept.vocab.decode(kept.ids) == text
 
 
 @settings(deadline=None, max_examples=60)

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from charrnn import SamplingError, Vocabulary, init_params, sample
-from charrnn.sampling import distribution, next_char_distribution, prime_state, step
+from charrnn.models.rnn import step
+from charrnn.sampling import distribution, next_char_distribution, prime_state
 
 TEXT = "hello world, the quick brown fox"
 

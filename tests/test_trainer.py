@@ -7,7 +7,7 @@ import pytest
 from benchmarks.classic import classic_loss_and_grads, classic_train
 from charrnn import TrainConfig, Vocabulary, init_params, load_checkpoint, loss_and_grads, sample, train
 from charrnn.corpus import Corpus
-from charrnn.model import PARAM_NAMES
+from charrnn.models.rnn import PARAM_NAMES
 from charrnn.trainer import updates_per_epoch
 
 

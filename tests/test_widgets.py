@@ -31,8 +31,8 @@ def ui(runs):
 def test_picker_lists_best_and_last_with_step_and_loss(runs, ui):
     labels = [label for label, _ in ui.picker.options]
     assert len(labels) == 2
-    assert labels[0].startswith("tiny · best (step ") and "smooth loss" in labels[0]
-    assert labels[1].startswith("tiny · last (step 300,")
+    assert labels[0].startswith("tiny · best (rnn, step ") and "smooth loss" in labels[0]
+    assert labels[1].startswith("tiny · last (rnn, step 300,")
     assert ui.checkpoint.kind == "best"            # the default pick: the newest run's best parameters
     assert ui.prime.value == "The "                # occurs in the corpus
     assert not ui.checkpoint.vocab.missing(ui.prime.value)
@@ -55,7 +55,11 @@ def test_fixed_seed_reproduces_and_matches_the_library(ui):
     ui.button.click()
     assert ui.result_text == first
     ck = ui.checkpoint
-    assert first == sample(ck.params, ck.vocab, n=200, prime="The ", temperature=0.8, top_p=0.9, seed=42)
+    assert ui.start.value == "state" and ck.model().has_state
+    assert first == ck.model().sample(200, prime="The ", temperature=0.8, top_p=0.9, seed=42)
+    # the carried state: its input character, then the prime, from the stored state
+    assert first == sample(ck.params, ck.vocab, n=200, h0=ck.state[0], prime=ck.vocab.chars[ck.state_input[0]] + "The ",
+                           temperature=0.8, top_p=0.9, seed=42)
     ui.seed.value = 43
     ui.button.click()
     assert ui.result_text != first
@@ -66,7 +70,8 @@ def test_random_seed_draws_a_new_seed_and_shows_it(ui):
     ui.button.click()
     seed, text = ui.seed.value, ui.result_text
     ck = ui.checkpoint
-    assert text == sample(ck.params, ck.vocab, n=300, prime="The ", seed=seed)
+    assert text == ck.model().sample(300, prime="The ", seed=seed)
+    assert f"seed {seed} " in ui.output.value
     ui.seed.value = seed                           # typing a seed turns "random" off
     ui.seed.value = seed + 1
     assert ui.random_seed.value is False
@@ -77,11 +82,11 @@ def test_temperature_zero_is_the_librarys_greedy_sample(ui):
     ui.length.value = 250
     ui.seed.value = 1
     ui.button.click()
-    ck = ui.checkpoint
-    assert ui.result_text == sample(ck.params, ck.vocab, n=250, prime="The ", temperature=0)
+    model = ui.checkpoint.model()
+    assert ui.result_text == model.sample(250, prime="The ", temperature=0)
     ui.seed.value = 2                              # the seed does not matter when greedy
     ui.button.click()
-    assert ui.result_text == sample(ck.params, ck.vocab, n=250, prime="The ", temperature=0)
+    assert ui.result_text == model.sample(250, prime="The ", temperature=0)
     assert "greedy" in ui.output.value
     assert ui.chart_rows[0][1] == 1.0 and entropy_bits(ui.probabilities) == 0.0
 
@@ -97,20 +102,75 @@ def test_bad_prime_is_one_readable_inline_line(ui):
     assert ui.error == "" and ui.message.value == ""
 
 
+def test_after_an_error_sample_is_off_the_old_text_is_gone_and_no_seed_is_spent(ui):
+    """The issue's case: a sample is shown, then a bad prime is typed. The old text must not stay under
+    the error, Sample must say why it is off, and the seed box must keep the seed of the text shown."""
+    ui.random_seed.value = True
+    ui.button.click()
+    shown_seed, text = ui.seed.value, ui.result_text
+    assert text and "charrnn-sample" in ui.output.value
+    ui.prime.value = "The Zürich"
+    assert ui.button.disabled and "'ü'" in ui.button.tooltip
+    assert "charrnn-sample" not in ui.output.value and text not in ui.output.value
+    assert "Sample is off" in ui.output.value and ui.result_text == ""
+    ui.sample()                                    # even called from code: nothing drawn, no seed used
+    assert ui.seed.value == shown_seed and ui.result_text == ""
+    ui.prime.value = "The "
+    assert not ui.button.disabled and ui.error == "" and "Press Sample" in ui.output.value
+    ui.button.click()
+    assert ui.seed.value != shown_seed
+    assert ui.result_text == ui.checkpoint.model().sample(300, prime="The ", seed=ui.seed.value)
+    assert f"seed {ui.seed.value} " in ui.output.value
+
+
+def test_start_from_zeros_is_the_plain_sample_from_h0(ui):
+    ui.start.value = "zeros"
+    ui.temperature.value, ui.length.value, ui.seed.value = 0.9, 90, 5
+    ui.button.click()
+    ck = ui.checkpoint
+    assert ui.result_text == sample(ck.params, ck.vocab, n=90, prime="The ", temperature=0.9, seed=5)
+    assert "from h = 0" in ui.output.value and "h = 0" in ui.chart.value
+    ui.start.value = "state"
+    ui.prime.value = ""                            # from the carried state a prime is optional
+    assert ui.error == ""
+    ui.button.click()
+    assert ui.result_text == ck.model().sample(90, prime="", temperature=0.9, seed=5)
+    assert "from the carried state" in ui.output.value and "carried state" in ui.chart.value
+    ui.start.value = "zeros"                       # ...but from zeros there is nothing to feed
+    assert "non-empty" in ui.error and ui.button.disabled
+
+
+def test_a_checkpoint_without_a_state_samples_from_zeros_and_says_so(runs, tmp_path):
+    import shutil
+    from charrnn.checkpoint import save_checkpoint
+    shutil.copytree(runs / "tiny", tmp_path / "old")
+    ck = load_checkpoint(tmp_path / "old" / "best.npz")
+    ck.state = ck.state_input = None               # as a version-1 best.npz was
+    save_checkpoint(ck, tmp_path / "old" / "best.npz")
+    ui = SamplerUI.from_runs(tmp_path)
+    assert ui.checkpoint.kind == "best" and not ui.model.has_state
+    assert ui.start.value == "zeros" and ui.start.disabled
+    assert "no stored state" in ui.info.value
+    ui.seed.value, ui.random_seed.value = 3, False
+    ui.button.click()
+    assert ui.result_text == sample(ui.checkpoint.params, ui.checkpoint.vocab, n=300, prime="The ", seed=3)
+
+
 def test_other_checkpoint_is_used_after_picking_it(ui):
     ui.picker.value = 1
     assert ui.checkpoint.kind == "last"
     ui.temperature.value, ui.length.value = 0, 80
     ui.button.click()
     last = load_checkpoint(ui.checkpoint.path)
-    assert ui.result_text == sample(last.params, last.vocab, n=80, prime="The ", temperature=0)
+    assert ui.result_text == last.model().sample(80, prime="The ", temperature=0)
 
 
 @pytest.mark.parametrize("temperature", [0.5, 1.0, 1.7])
 def test_chart_is_the_distribution_after_the_prime(ui, temperature):
     ui.temperature.value = temperature
     ck = ui.checkpoint
-    expected = next_char_distribution(ck.params, ck.vocab, "The ", temperature=temperature)
+    expected = ck.model().next_char_distribution("The ", temperature=temperature)
+    assert not np.allclose(expected, next_char_distribution(ck.params, ck.vocab, "The ", temperature=temperature))
     np.testing.assert_allclose(ui.probabilities, expected, rtol=0, atol=1e-12)
     assert ui.probabilities.sum() == pytest.approx(1.0, abs=1e-12)    # top-p 1: nothing filtered
     rows = ui.chart_rows
@@ -123,8 +183,7 @@ def test_chart_is_the_distribution_after_the_prime(ui, temperature):
 def test_top_p_keeps_at_least_top_p_of_the_mass(ui, top_p):
     ui.temperature.value = 1.2
     ui.top_p.value = top_p
-    ck = ui.checkpoint
-    full = next_char_distribution(ck.params, ck.vocab, "The ", temperature=1.2)
+    full = ui.checkpoint.model().next_char_distribution("The ", temperature=1.2)
     kept = ui.probabilities > 0
     assert ui.probabilities.sum() == pytest.approx(1.0, abs=1e-12)
     assert full[kept].sum() >= top_p - 1e-12

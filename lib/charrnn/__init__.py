@@ -8,7 +8,7 @@ from .config import ConfigError, TrainConfig
 from .corpus import Corpus, CorpusError, build_shakespeare, default_corpus_path, load_text
 from .paths import repo_root, runs_dir
 from .gradcheck import numerical_grads, relative_errors
-from .model import init_params, loss_and_grads
+from .models.rnn import init_params, loss_and_grads
 from .sampling import SamplingError, next_char_distribution, sample
 from .trainer import History, TrainingDiverged, TrainingInterrupted, train
 from .vocab import Vocabulary

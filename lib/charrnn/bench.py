@@ -20,7 +20,7 @@ import numpy as np
 from .config import TrainConfig
 from .corpus import Corpus
 from .paths import repo_root
-from .model import init_params
+from .models.rnn import init_params
 from .trainer import train
 
 
@@ -39,8 +39,9 @@ def code_version() -> str:
     """A short hash of the code a speed measurement depends on (the measured code and this
     module, which measures), so a stored result is measured again after either changes."""
     h = hashlib.sha256()
-    for path in [Path(__file__).parent / f"{name}.py" for name in ("model", "optim", "trainer", "bench")] + \
-            [repo_root() / "benchmarks" / "classic.py"]:
+    here = Path(__file__).parent
+    for path in sorted((here / "models").glob("*.py")) + [here / f"{name}.py" for name in ("optim", "trainer", "bench")] \
+            + [repo_root() / "benchmarks" / "classic.py"]:
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
 
@@ -85,3 +86,98 @@ def format_result(r: dict) -> str:
             f"  charrnn float32      : {r['float32']:8.0f} updates/s  ({r['ratio32']:.2f}x classic; "
             f"median of the rounds' own ratios {r['paired32']:.2f}x)\n"
             f"  100,000 updates at float64: {100_000 / r['float64']:.0f} s")
+
+
+# --------------------------------------------------------------------------- any cell: characters/s and the GEMM share
+
+def matmul_flops_per_char(G: int, K: int, m: int) -> int:
+    """Floating-point operations of the matrix products one character costs in training, from the shapes:
+    the recurrent product forward (W h), backward (dz W) and for dW, each 2 G m^2 for G gate blocks of m
+    rows (1 rnn, 3 gru, 4 lstm), and the output layer forward, backward and for dV, each 2 K m. The input
+    weights cost none: U x_t is a column lookup (and the one-hot product for dU is not counted)."""
+    return 6 * G * m * m + 6 * K * m
+
+
+def matmul_seconds(G: int, B: int, T: int, K: int, m: int, dtype, repeats: int = 3) -> float:
+    """The best time of `repeats` runs of exactly the matrix products of one training update at these
+    shapes and dtype: T recurrent products forward and T backward, dW over all B*T rows, and the output
+    layer's three products. The recurrent products are timed in both layouts, one stream per row
+    ((B, m) @ (m, G m), as the vanilla RNN computes) and one stream per column ((G m, m) @ (m, B), as the
+    gated cells do), and the faster counts: the rate a cell is measured against is the best at its shapes."""
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((G * m, m)).astype(dtype)
+    V = rng.standard_normal((K, m)).astype(dtype)
+    Hs = rng.standard_normal((T * B, m)).astype(dtype)
+    O = np.empty((T * B, K), dtype)
+    dV, dW = np.empty((K, m), dtype), np.empty((G * m, m), dtype)
+    rows = (rng.standard_normal((T + 1, B, m)).astype(dtype), rng.standard_normal((T, B, G * m)).astype(dtype),
+            np.empty((B, m), dtype))
+    cols = (rng.standard_normal((T + 1, m, B)).astype(dtype), rng.standard_normal((T, G * m, B)).astype(dtype),
+            np.empty((m, B), dtype))
+    Zs = rng.standard_normal((G * m, T * B)).astype(dtype)
+
+    def update(by_rows: bool):
+        H, Z, dH = rows if by_rows else cols
+        for t in range(T):
+            if by_rows:
+                np.dot(H[t], W.T, Z[t])
+            else:
+                np.dot(W, H[t], Z[t])
+        np.dot(Hs, V.T, O)
+        np.dot(O, V, Hs)
+        np.dot(O.T, Hs, dV)
+        for t in range(T - 1, -1, -1):
+            if by_rows:
+                np.dot(Z[t], W, dH)
+            else:
+                np.dot(W.T, Z[t], dH)
+        np.dot(Zs, Hs, dW)
+
+    best = np.inf
+    for _ in range(repeats):
+        for by_rows in (True, False):
+            t0 = time.perf_counter()
+            update(by_rows)
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def cell_speed(text, cell: str = "lstm", batch_size: int = 32, seq_length: int = 64, m: int = 256,
+               dtype: str = "float32", updates: int | None = None, rounds: int = 5, seed: int = 0) -> dict:
+    """Training speed of a cell, and the share of this machine's matrix-multiply rate it reaches.
+
+    Rounds alternate a training run of `updates` updates (Adam, per-character loss) with timing the same
+    update's matrix products alone (matmul_seconds); each figure is the best round's.
+    Returns {"chars_per_s", "gemm_fraction", "flops_per_char", "gemm_flops_per_s", "ms_per_update",
+    "gemm_ms_per_update", "cell", "batch_size", "seq_length", "m", "dtype", "updates", "rounds"}.
+    """
+    from .models import get_cell
+    corpus = text if isinstance(text, Corpus) else Corpus.from_text(text)
+    K, B, T = len(corpus.vocab), batch_size, seq_length
+    updates = updates or max(3, 20_000 // (B * T))
+    c = get_cell(cell)
+    G = c.param_shapes(K, m)["W"][0] // m
+    config = TrainConfig(cell=cell, m=m, batch_size=B, seq_length=T, dtype=dtype, n_updates=updates,
+                         optimizer="adam", eta=1e-3, objective="mean", sample_length=0, seed=seed, sigma=0.05)
+    params = c.init_params(K, m, 0.05, seed=seed, dtype=np.dtype(dtype))
+    per_update, gemm = np.inf, np.inf
+    for _ in range(rounds):
+        h = train(corpus, config, params=params)
+        per_update = min(per_update, 1.0 / h.updates_per_second)
+        gemm = min(gemm, matmul_seconds(G, B, T, K, m, np.dtype(dtype)))
+    flops = matmul_flops_per_char(G, K, m)
+    chars = B * T / per_update
+    rate = flops * B * T / gemm
+    return {"chars_per_s": chars, "gemm_fraction": chars * flops / rate, "flops_per_char": flops,
+            "gemm_flops_per_s": rate, "ms_per_update": per_update * 1e3, "gemm_ms_per_update": gemm * 1e3,
+            "cell": cell, "batch_size": B, "seq_length": T, "m": m, "dtype": dtype, "updates": updates,
+            "rounds": rounds}
+
+
+def format_cell_speed(r: dict) -> str:
+    return (f"cell={r['cell']} batch_size={r['batch_size']} seq_length={r['seq_length']} m={r['m']} {r['dtype']}: "
+            f"{r['rounds']} alternating rounds of {r['updates']} updates, best round of each\n"
+            f"  training                 : {r['chars_per_s']:10,.0f} characters/s ({r['ms_per_update']:.2f} ms per update)\n"
+            f"  matrix products alone    : {r['gemm_ms_per_update']:10.2f} ms per update = "
+            f"{r['gemm_flops_per_s'] / 1e9:.1f} GFLOP/s ({r['flops_per_char'] / 1e6:.2f} MFLOP per character)\n"
+            f"  share of that GEMM rate  : {r['gemm_fraction']:10.2f}")

@@ -1,11 +1,19 @@
 """Self-describing checkpoints: arrays in one .npz, metadata as JSON inside it.
 
-A checkpoint file holds the arrays `param/U` ... `param/c`, `best/U` ...,
-`opt/<state>`, `hprev`, and `meta`: the UTF-8 bytes of a JSON object with the
-format version, config, vocabulary, step, position, smooth loss, best so far,
-RNG state and the training history. No pickle anywhere. Files are written to
-a temporary name in the same directory, flushed, then renamed over the old
+A checkpoint file holds the arrays `param/<name>` (the cell's parameters),
+`best/<name>`, `opt/<state>`, the model state the run carries, `state` (B, S),
+with `state_input` (B,), the character ids each stream reads next, the best
+parameters' state `best_state`/`best_state_input`, and `meta`: the UTF-8 bytes
+of a JSON object with the format version, config (which names the cell),
+vocabulary, step, position, smooth loss, best so far, RNG states and the
+training history. A `best.npz` holds the best parameters and, as its `state`,
+the state they were trained in: the hidden state and input character of the
+update that gave the lowest smooth loss. No pickle anywhere. Files are written
+to a temporary name in the same directory, flushed, then renamed over the old
 one, so a crash never leaves a half-written checkpoint behind.
+
+Version 1 (charrnn before the model family) is still read: a vanilla RNN with
+`hprev` (m,) and no state inputs, so its models can only be sampled from zeros.
 """
 from __future__ import annotations
 
@@ -19,12 +27,14 @@ import numpy as np
 
 from .fileio import write_atomic
 from .config import ConfigError, TrainConfig
-from .model import PARAM_NAMES, param_shapes
+from .models import get_cell
 from .optim import STATE_KEYS
+from .sampling import Model
 from .vocab import Vocabulary
 
 FORMAT = "charrnn-checkpoint"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)
 
 
 class CheckpointError(ValueError):
@@ -34,26 +44,56 @@ class CheckpointError(ValueError):
 @dataclass
 class Checkpoint:
     """Everything needed to sample from a model or resume its training exactly."""
-    params: dict                     # U (m,K), W (m,m), V (K,m), b (m,), c (K,)
+    params: dict                     # the cell's parameters (for the rnn U (m,K), W (m,m), V (K,m), b (m,), c (K,))
     vocab: Vocabulary
-    config: TrainConfig
+    config: TrainConfig              # names the cell (config.cell)
     step: int = 0                    # updates done
-    position: int = 0                # e: index of the next sequence's first character
+    position: int = 0                # e: index of each stream's next sequence in its piece
     epoch: int = 0                   # completed passes over the text
     smooth_loss: float | None = None
-    hprev: np.ndarray | None = None  # (m,) hidden state carried into the next update
+    state: np.ndarray | None = None  # (B, S) the model state carried into the next update (`best`: of these params)
+    state_input: np.ndarray | None = None   # (B,) the character ids that follow it in the text
     opt_state: dict = field(default_factory=dict)   # flat optimiser arrays
     best_params: dict | None = None
     best_smooth_loss: float | None = None
     best_step: int | None = None
+    best_state: np.ndarray | None = None        # (B, S) the state the best parameters were fed
+    best_state_input: np.ndarray | None = None  # (B,) and their input characters
     rng_state: dict | None = None    # the sampling Generator's bit_generator.state
+    reset_rng_state: dict | None = None   # the Generator of reset_prob's draws
     corpus_sha256: str | None = None
     corpus_path: str | None = None   # where the corpus was read from, when it came from a file
+    keep_line_endings: bool = False  # how it was read: \r\n kept (True) or read as \n (universal newlines)
     history: dict = field(default_factory=dict)
     finished: bool = False
     elapsed: float = 0.0             # seconds of training so far
     kind: str = "last"               # "last" or "best"
     path: str | None = None
+    version: int = VERSION           # the format version it was read from
+
+    @property
+    def cell(self) -> str:
+        return self.config.cell
+
+    @property
+    def hprev(self) -> np.ndarray | None:
+        """(m,) the hidden state h of the first stream (the assignment's hprev), or None."""
+        return None if self.state is None else self.state[0, :self.config.m]
+
+    def model(self) -> Model:
+        """This file's parameters with the state they were trained in, ready to sample."""
+        return _model(self, self.params, self.state, self.state_input)
+
+    def best_model(self) -> Model:
+        """The best parameters with their state: a `last` checkpoint's best, or a `best` file's own."""
+        if self.kind == "best" or self.best_params is None:
+            return self.model()
+        return _model(self, self.best_params, self.best_state, self.best_state_input)
+
+
+def _model(ck: Checkpoint, params, state, inputs) -> Model:
+    known = state is not None and inputs is not None
+    return Model(params, ck.vocab, ck.cell, state[0] if known else None, int(inputs[0]) if known else None)
 
 
 def save_checkpoint(ckpt: Checkpoint, path) -> Path:
@@ -64,16 +104,20 @@ def save_checkpoint(ckpt: Checkpoint, path) -> Path:
         "config": ckpt.config.to_dict(), "vocab": ckpt.vocab.to_json(),
         "step": ckpt.step, "position": ckpt.position, "epoch": ckpt.epoch,
         "smooth_loss": ckpt.smooth_loss, "best_smooth_loss": ckpt.best_smooth_loss,
-        "best_step": ckpt.best_step, "rng_state": ckpt.rng_state,
-        "corpus_sha256": ckpt.corpus_sha256, "corpus_path": ckpt.corpus_path, "history": ckpt.history,
+        "best_step": ckpt.best_step, "rng_state": ckpt.rng_state, "reset_rng_state": ckpt.reset_rng_state,
+        "cell": ckpt.config.cell,
+        "corpus_sha256": ckpt.corpus_sha256, "corpus_path": ckpt.corpus_path,
+        "keep_line_endings": ckpt.keep_line_endings, "history": ckpt.history,
         "finished": ckpt.finished, "elapsed": ckpt.elapsed,
     }
-    arrays = {f"param/{k}": np.asarray(ckpt.params[k]) for k in PARAM_NAMES}
+    names = get_cell(ckpt.config.cell).PARAM_NAMES
+    arrays = {f"param/{k}": np.asarray(ckpt.params[k]) for k in names}
     if ckpt.best_params is not None:
-        arrays.update({f"best/{k}": np.asarray(ckpt.best_params[k]) for k in PARAM_NAMES})
+        arrays.update({f"best/{k}": np.asarray(ckpt.best_params[k]) for k in names})
     arrays.update({f"opt/{k}": np.asarray(v) for k, v in ckpt.opt_state.items()})
-    if ckpt.hprev is not None:
-        arrays["hprev"] = np.asarray(ckpt.hprev)
+    for k in ("state", "state_input", "best_state", "best_state_input"):
+        if getattr(ckpt, k) is not None:
+            arrays[k] = np.asarray(getattr(ckpt, k))
     for k, a in arrays.items():   # never write what load_checkpoint would refuse
         if k.startswith(("param/", "best/")) and not np.all(np.isfinite(a)):
             raise CheckpointError(f"refusing to write checkpoint {path}: {k} holds non-finite values")
@@ -123,11 +167,15 @@ def load_checkpoint(path) -> Checkpoint:
 def _from_parts(meta, arrays, p: Path) -> Checkpoint:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a charrnn checkpoint")
-    if meta.get("version") != VERSION:
-        raise CheckpointError(f"checkpoint {p} has format version {meta.get('version')}, this charrnn reads {VERSION}")
+    version = meta.get("version")
+    if version not in READS:
+        raise CheckpointError(f"checkpoint {p} has format version {version}, this charrnn reads "
+                              f"{' and '.join(map(str, READS))}")
     config = TrainConfig.from_dict(meta["config"])
     vocab = Vocabulary.from_json(meta["vocab"])
-    shapes = param_shapes(len(vocab), config.m)
+    cell = get_cell(config.cell)
+    PARAM_NAMES, shapes = cell.PARAM_NAMES, cell.param_shapes(len(vocab), config.m)
+    B, S = config.batch_size, cell.state_size(config.m)
 
     def group(prefix, required):
         names = [k for k in PARAM_NAMES if f"{prefix}/{k}" in arrays]
@@ -156,18 +204,35 @@ def _from_parts(meta, arrays, p: Path) -> Checkpoint:
             if a.shape != (n,):
                 raise CheckpointError(f"checkpoint {p}: opt/{k} has shape {a.shape}, expected ({n},)")
             opt[k] = a
-    hprev = arrays.get("hprev")
-    if hprev is not None and hprev.shape != (config.m,):
-        raise CheckpointError(f"checkpoint {p}: hprev has shape {hprev.shape}, expected ({config.m},)")
+    if version == 1:                   # the vanilla RNN's hprev (m,): one stream, no inputs stored
+        hprev = arrays.get("hprev")
+        if hprev is not None and hprev.shape != (config.m,):
+            raise CheckpointError(f"checkpoint {p}: hprev has shape {hprev.shape}, expected ({config.m},)")
+        arrays = {**arrays, "state": None if hprev is None else hprev[None]}
+
+    def state(name):
+        a = arrays.get(name)
+        if a is not None and (a.shape != (B, S) or a.dtype.kind != "f" or not np.all(np.isfinite(a))):
+            raise CheckpointError(f"checkpoint {p}: {name} has shape {a.shape}, expected ({B}, {S}) finite floats")
+        return a
+
+    def inputs(name):
+        a = arrays.get(name)
+        if a is not None and (a.shape != (B,) or a.dtype.kind not in "iu" or a.min() < 0 or a.max() >= len(vocab)):
+            raise CheckpointError(f"checkpoint {p}: {name} must be {B} character ids below K={len(vocab)}")
+        return a
+
     step = meta["step"]
     if not isinstance(step, int) or step < 0:
         raise CheckpointError(f"checkpoint {p}: step must be an integer >= 0, got {step!r}")
     return Checkpoint(
         params=params, vocab=vocab, config=config, step=step,
         position=int(meta["position"]), epoch=int(meta["epoch"]), smooth_loss=meta["smooth_loss"],
-        hprev=hprev, opt_state=opt, best_params=best, best_smooth_loss=meta["best_smooth_loss"],
-        best_step=meta["best_step"], rng_state=meta["rng_state"], corpus_sha256=meta["corpus_sha256"],
-        corpus_path=meta.get("corpus_path"),
+        state=state("state"), state_input=inputs("state_input"), opt_state=opt, best_params=best,
+        best_smooth_loss=meta["best_smooth_loss"], best_step=meta["best_step"], best_state=state("best_state"),
+        best_state_input=inputs("best_state_input"), rng_state=meta["rng_state"],
+        reset_rng_state=meta.get("reset_rng_state"), corpus_sha256=meta["corpus_sha256"],
+        corpus_path=meta.get("corpus_path"), keep_line_endings=bool(meta.get("keep_line_endings", False)),
         history=meta.get("history") or {}, finished=bool(meta.get("finished")),
-        elapsed=float(meta.get("elapsed", 0.0)), kind=meta.get("kind", "last"), path=str(p),
+        elapsed=float(meta.get("elapsed", 0.0)), kind=meta.get("kind", "last"), path=str(p), version=version,
     )

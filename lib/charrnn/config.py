@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 OPTIMIZERS = ("adagrad", "rmsprop", "adam")
 DTYPES = ("float64", "float32")
+CELLS = ("rnn", "gru", "lstm")           # the registry's names (charrnn.models.CELLS)
+OBJECTIVES = ("sum", "mean")
+SCHEDULES = ("constant", "cosine", "step")
 
 
 class ConfigError(ValueError):
@@ -16,13 +19,16 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class TrainConfig:
     # --- model ---
+    cell: str = "rnn"             # "rnn" (the assignment's vanilla RNN), "gru" or "lstm"
     m: int = 100                  # hidden units
-    sigma: float = 0.01           # std of the initial weights (biases start at zero)
+    sigma: float = 0.01           # std of the initial weights (biases start at zero; an LSTM's forget gate at 1)
     dtype: str = "float64"        # "float64" (exact) or "float32" (faster, for long runs)
     # --- data ---
-    seq_length: int = 25          # characters per update (truncated BPTT length)
+    seq_length: int = 25          # T: characters per stream per update (truncated BPTT length)
+    batch_size: int = 1           # B: parallel streams, each a contiguous piece of the text with its own state
     val_fraction: float = 0.0     # held-out tail of the text for validation (0 keeps the assignment's run exact)
     val_every: int = 5_000        # updates between validation measurements (when val_fraction > 0)
+    val_streams: int = 1          # read the held-out text as this many pieces side by side (1: in order, exact)
     # --- optimisation ---
     optimizer: str = "adagrad"    # "adagrad" (the assignment's), "rmsprop" or "adam"
     eta: float = 0.1              # learning rate
@@ -31,6 +37,17 @@ class TrainConfig:
     beta1: float = 0.9            # Adam first-moment decay
     beta2: float = 0.999          # Adam second-moment decay
     clip: float = 5.0             # element-wise gradient clip to [-clip, clip] before each update
+    clip_norm: float | None = None  # first rescale the whole gradient to at most this L2 norm (None: never)
+    objective: str = "sum"        # the loss each update minimises: "sum" over a sequence's T characters,
+                                  # averaged over the B streams (the assignment's), or "mean" per character
+    schedule: str = "constant"    # learning rate: "constant", "cosine" (from eta down to final_eta * eta at
+                                  # the end of the run or of time_budget) or "step" (times decay_rate every decay_every)
+    warmup: int = 0               # updates of linear warm-up from 0 to eta, before the schedule
+    final_eta: float = 0.1        # the cosine schedule's last rate, as a fraction of eta
+    decay_every: int = 10_000     # the step schedule's interval, in updates
+    decay_rate: float = 0.5       # the step schedule's factor
+    reset_prob: float = 0.0       # per update and stream, reset the carried state to zeros with this
+                                  # probability (0: only at a new epoch, the assignment's)
     max_loss_ratio: float = 100.0  # stop as diverged when a loss exceeds this many times seq_length*log(K),
                                   # i.e. far worse than guessing uniformly (non-finite losses always stop)
     n_updates: int = 100_000      # total updates (ignored when epochs is set)
@@ -64,6 +81,19 @@ class TrainConfig:
              f"max_loss_ratio must be > 1, got {self.max_loss_ratio!r}")
         need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         need(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        need(self.cell in CELLS, f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        need(self.objective in OBJECTIVES, f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        need(self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        need(_is_int(self.batch_size) and self.batch_size >= 1,
+             f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        need(self.clip_norm is None or (_finite(self.clip_norm) and self.clip_norm > 0),
+             f"clip_norm must be > 0, got {self.clip_norm!r}")
+        need(_finite(self.reset_prob) and 0 <= self.reset_prob <= 1,
+             f"reset_prob must be in [0, 1], got {self.reset_prob!r}")
+        need(_finite(self.final_eta) and 0 <= self.final_eta <= 1, f"final_eta must be in [0, 1], got {self.final_eta!r}")
+        need(_finite(self.decay_rate) and 0 < self.decay_rate <= 1,
+             f"decay_rate must be in (0, 1], got {self.decay_rate!r}")
+        need(_is_int(self.warmup) and self.warmup >= 0, f"warmup must be an integer >= 0, got {self.warmup!r}")
         for name in ("rho", "beta1", "beta2"):
             v = getattr(self, name)
             need(_finite(v) and 0 <= v < 1, f"{name} must be in [0, 1), got {v!r}")
@@ -74,7 +104,7 @@ class TrainConfig:
              f"time_budget must be > 0 seconds, got {self.time_budget!r}")
         need(_finite(self.val_fraction) and 0 <= self.val_fraction < 1,
              f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
-        for name in ("log_every", "sample_every", "checkpoint_every", "val_every"):
+        for name in ("log_every", "sample_every", "checkpoint_every", "val_every", "decay_every", "val_streams"):
             v = getattr(self, name)
             need(_is_int(v) and v >= 1, f"{name} must be an integer >= 1, got {v!r}")
         need(_is_int(self.sample_length) and self.sample_length >= 0,
@@ -107,6 +137,28 @@ class TrainConfig:
     def describe(self) -> str:
         """One line per field, for printing when training starts."""
         return "\n".join(f"  {k:<17}{v!r}" for k, v in self.to_dict().items())
+
+    def eta_at(self, step: int, progress: float) -> float:
+        """The learning rate of update step + 1 (step updates done); progress in [0, 1] is how far the run is
+        (the larger of its share of the updates and of the time budget), for the cosine schedule."""
+        eta = self.eta
+        if self.schedule == "cosine":
+            eta *= self.final_eta + (1 - self.final_eta) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        elif self.schedule == "step":
+            eta *= self.decay_rate ** (step // self.decay_every)
+        if step < self.warmup:
+            eta *= (step + 1) / self.warmup
+        return eta
+
+
+# Named settings (`python -m charrnn train --preset NAME`); options given on the command line override them.
+PRESETS = {
+    # the settings the report's "best model in a fixed time" section found best (notebook 07)
+    "budget": dict(cell="lstm", m=256, batch_size=32, seq_length=64, optimizer="adam", eta=2e-3,
+                   schedule="cosine", warmup=100, final_eta=0.05, clip_norm=5.0, objective="mean",
+                   dtype="float32", sigma=0.05, val_streams=32, val_every=500, sample_every=2_000,
+                   n_updates=1_000_000),
+}
 
 
 def _is_int(v) -> bool:

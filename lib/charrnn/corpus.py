@@ -1,4 +1,11 @@
-"""Reading a corpus, and building the default public-domain one."""
+"""Reading a corpus, and building the default public-domain one.
+
+Text is read as Python's text mode reads it: with universal newlines, so a
+\r\n or a lone \r ends a line as \n does (the course's goblet_book.txt has
+\r\n line ends, and every published report of the assignment counts its
+characters this way: 1,107,542 characters, K = 80). keep_line_endings=True
+reads the characters exactly as they are in the file.
+"""
 from __future__ import annotations
 
 import codecs
@@ -9,7 +16,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,17 +40,51 @@ class CorpusError(ValueError):
     """A corpus file that cannot be used for training."""
 
 
-def load_text(path, min_chars: int = 2) -> str:
-    """The whole file at path as text (UTF-8, strict).
+def load_text(path, min_chars: int = 2, keep_line_endings: bool = False) -> str:
+    """The whole file at path as text (UTF-8, strict; \r\n and \r read as \n unless keep_line_endings).
 
     Raises FileNotFoundError / IsADirectoryError (OSError) or CorpusError
     (ValueError) with one readable line: missing file, directory, empty file,
     binary data, undecodable bytes (with the byte offset), or fewer than
     min_chars characters (training needs seq_length + 1).
     """
-    text = "".join(_read_pieces(_checked_path(path), path))
+    pieces = _read_pieces(_checked_path(path), path)
+    text = "".join(pieces if keep_line_endings else universal_newlines(pieces))
     _check_length(len(text), min_chars, path)
     return text
+
+
+def universal_newlines(pieces, counts: dict | None = None):
+    """Yield the text of pieces with \r\n and lone \r turned into \n, a \r at the end of a piece
+    held back until the next piece shows whether \n follows. counts, if given, gets
+    {"crlf": ..., "cr": ...}: how many of each were turned into \n."""
+    if counts is not None:
+        counts.update(crlf=0, cr=0)
+    held = ""
+    for piece in pieces:
+        piece = held + piece
+        held = "\r" if piece.endswith("\r") else ""
+        piece = piece[:len(piece) - len(held)]
+        if "\r" in piece:
+            crlf = piece.count("\r\n")
+            if counts is not None:
+                counts["crlf"] += crlf
+                counts["cr"] += piece.count("\r") - crlf
+            piece = piece.replace("\r\n", "\n").replace("\r", "\n")
+        if piece:
+            yield piece
+    if held:
+        if counts is not None:
+            counts["cr"] += 1
+        yield "\n"
+
+
+def describe_line_endings(counts: dict | None) -> str:
+    """'1,234 line endings \r\n read as \n' (or '' when none were changed)."""
+    if not counts or not (counts.get("crlf") or counts.get("cr")):
+        return ""
+    parts = [f"{counts[k]:,} {name}" for k, name in (("crlf", "\\r\\n"), ("cr", "lone \\r")) if counts.get(k)]
+    return " and ".join(parts) + " line endings read as \\n"
 
 
 @dataclass
@@ -51,37 +92,49 @@ class Corpus:
     """A text held once, as compact ids: ids (n,) in the smallest integer type for K."""
     ids: np.ndarray
     vocab: Vocabulary
-    sha256: str
+    sha256: str                  # of the text as read (UTF-8): a CRLF and an LF copy of a text are one corpus
     name: str = "text"
     path: str | None = None      # the file it was read from, if any (recorded in checkpoints)
+    keep_line_endings: bool = False
+    line_endings: dict = field(default_factory=dict)   # {"crlf": n, "cr": n}: how many were read as \n
 
     @classmethod
-    def from_text(cls, text: str, name: str = "text", vocab: Vocabulary | None = None) -> "Corpus":
+    def from_text(cls, text: str, name: str = "text", vocab: Vocabulary | None = None,
+                  keep_line_endings: bool = False) -> "Corpus":
+        counts = {}
+        if not keep_line_endings:
+            text = "".join(universal_newlines([text], counts))
         vocab = vocab or Vocabulary.from_text(text)
         ids = vocab.encode(text)
-        return cls(ids, vocab, text_sha256(text), name)
+        return cls(ids, vocab, text_sha256(text), name, keep_line_endings=keep_line_endings, line_endings=counts)
 
     @classmethod
-    def from_file(cls, path, min_chars: int = 2) -> "Corpus":
+    def from_file(cls, path, min_chars: int = 2, keep_line_endings: bool = False) -> "Corpus":
         """Read a UTF-8 file straight into ids, a few MB at a time: the whole text is never held
         as a str or as bytes, only as ids. Errors are load_text's."""
         p = _checked_path(path)
-        n, chars = 0, set()
-        digest = hashlib.sha256()           # of the bytes, which for valid UTF-8 is text_sha256(text)
-        for piece in _read_pieces(p, path, digest):
+        n, chars, counts = 0, set(), {}
+        digest = hashlib.sha256()           # of the text as read, as text_sha256(text) would give
+
+        def pieces(counts=None):
+            raw = _read_pieces(p, path)
+            return raw if keep_line_endings else universal_newlines(raw, counts)
+
+        for piece in pieces(counts):
             n += len(piece)
             chars.update(piece)
+            digest.update(piece.encode("utf-8", "surrogatepass"))
         _check_length(n, min_chars, path)
         vocab = Vocabulary(tuple(sorted(chars)))
         ids, pos = np.empty(n, dtype=vocab.dtype), 0
-        for piece in _read_pieces(p, path):
+        for piece in pieces():
             if pos + len(piece) > n:
                 break
             ids[pos:pos + len(piece)] = vocab.encode(piece)
             pos += len(piece)
         else:
             if pos == n:
-                return cls(ids, vocab, digest.hexdigest(), p.name, str(p.resolve()))
+                return cls(ids, vocab, digest.hexdigest(), p.name, str(p.resolve()), keep_line_endings, counts)
         raise CorpusError(f"corpus {path} changed while it was being read")
 
     def __len__(self) -> int:
@@ -114,9 +167,9 @@ def _checked_path(path) -> Path:
     return p
 
 
-def _read_pieces(p: Path, path, digest=None):
+def _read_pieces(p: Path, path):
     """Yield the text of p in pieces, raising load_text's errors (empty, binary, invalid UTF-8 with
-    the byte offset, NUL bytes). digest, if given, is updated with every byte."""
+    the byte offset, NUL bytes)."""
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     offset, nul, bad, head = 0, -1, None, b""
     try:
@@ -142,8 +195,6 @@ def _read_pieces(p: Path, path, digest=None):
                 except UnicodeDecodeError as exc:
                     bad = (offset - pending + exc.start, exc.object[exc.start])
                 else:
-                    if digest is not None:
-                        digest.update(raw)
                     if nul < 0 and piece:
                         yield piece
             offset += len(raw)

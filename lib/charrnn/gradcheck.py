@@ -1,31 +1,48 @@
-"""Numerical gradient check: centred differences against backpropagation."""
+"""Numerical gradient check: centred differences against backpropagation, for every cell."""
 from __future__ import annotations
 
 import numpy as np
 
-from .model import PARAM_NAMES, Workspace, forward
+from .models import get_cell
+
+_ORDER = get_cell("rnn").PARAM_NAMES     # the order parameters are listed in: the same for every cell
 
 
-def numerical_grads(params, x_ids, y_ids, h0, h: float = 1e-4, entries=None):
-    """Centred-difference gradients (L(theta + h) - L(theta - h)) / 2h, in float64.
+def _ordered(names):
+    """names in the cells' parameter order, any others after them in their own order."""
+    names = list(names)
+    return [k for k in _ORDER if k in names] + [k for k in names if k not in _ORDER]
 
+
+def numerical_grads(params, X, Y, S0, h: float = 1e-4, entries=None, cell="rnn"):
+    """Centred-difference gradients (L(theta + h) - L(theta - h)) / 2h of the summed loss, in float64.
+
+    X, Y: int arrays (B, T) of input and target ids, S0: (B, S) the states before the first step
+    (S = cell.state_size(m)); or, for one stream, x, y (T,) and s0 (S,).
     entries: None for every entry, or {name: flat indices} to check only those
     (the other entries of the result are NaN).
+    cell: the name of the cell the parameters belong to ("rnn", "gru" or "lstm").
     Returns a dict shaped like params.
     """
+    mod = get_cell(cell)
+    X, Y = np.asarray(X), np.asarray(Y)
+    S0 = np.asarray(S0, dtype=np.float64)
+    if X.ndim == 1:                                 # one stream: a batch of one
+        X, Y, S0 = X[None], Y[None], S0[None]
     work = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
-    h0 = np.asarray(h0, dtype=np.float64)
-    num, ws = {}, Workspace.for_params(work, len(x_ids))
-    for name in PARAM_NAMES:
+    K, m = work["V"].shape
+    ws = mod.workspace(X.shape[0], X.shape[1], K, m, np.float64)
+    num = {}
+    for name in _ordered(work):
         theta = work[name].reshape(-1)      # a view: editing it edits work[name]
         out = np.full(theta.shape, np.nan)
         todo = range(theta.size) if entries is None else entries.get(name, ())
         for i in todo:
             old = theta[i]
             theta[i] = old + h
-            plus, _ = forward(work, x_ids, y_ids, h0, ws)
+            plus, _ = mod.forward_batch(work, X, Y, S0, ws)
             theta[i] = old - h
-            minus, _ = forward(work, x_ids, y_ids, h0, ws)
+            minus, _ = mod.forward_batch(work, X, Y, S0, ws)
             theta[i] = old
             out[i] = (plus - minus) / (2 * h)
         num[name] = out.reshape(work[name].shape)
@@ -33,7 +50,7 @@ def numerical_grads(params, x_ids, y_ids, h0, h: float = 1e-4, entries=None):
 
 
 def relative_errors(analytic, numerical, floor: float = 1e-8):
-    """Per parameter: element-wise max / mean / min of |a-n| / max(|a|, |n|) and
+    """Per parameter of `analytic`: element-wise max / mean / min of |a-n| / max(|a|, |n|) and
     the whole-array error ||a-n|| / max(||a||, ||n||).
 
     Entries where both values are below `floor` count as agreeing (error 0);
@@ -41,7 +58,7 @@ def relative_errors(analytic, numerical, floor: float = 1e-8):
     Returns {name: {"max", "mean", "min", "norm", "checked"}}.
     """
     table = {}
-    for name in PARAM_NAMES:
+    for name in _ordered(analytic):
         n = np.asarray(numerical[name], dtype=np.float64).ravel()
         a = np.asarray(analytic[name], dtype=np.float64).ravel()
         keep = ~np.isnan(n)
@@ -61,9 +78,9 @@ def relative_errors(analytic, numerical, floor: float = 1e-8):
 
 
 def sample_entries(params, n: int, seed: int = 0):
-    """n flat indices spread over all parameters, in proportion to their size (at least 1 each)."""
+    """n flat indices spread over all parameters (of any cell), in proportion to their size (at least 1 each)."""
     rng = np.random.default_rng(seed)
-    sizes = {k: params[k].size for k in PARAM_NAMES}
+    sizes = {k: params[k].size for k in _ordered(params)}
     total = sum(sizes.values())
     return {k: rng.choice(s, size=min(s, max(1, round(n * s / total))), replace=False)
             for k, s in sizes.items()}
@@ -76,3 +93,23 @@ def format_table(table) -> str:
         lines.append(f"{name:<6}{row['max']:>11.2e}{row['mean']:>11.2e}{row['min']:>11.2e}"
                      f"{row['norm']:>11.2e}{row['checked']:>9d}")
     return "\n".join(lines)
+
+
+def verdict(analytic, numerical, loss: float, h: float = 1e-4, tolerance: float = 1e-6) -> dict:
+    """Do the analytic and numerical gradients agree?
+
+    A parameter agrees when its whole-array relative error is below tolerance, or when its largest
+    absolute difference is within the rounding of the centred differences themselves, about
+    50 eps |L| / h: then the gradient is so small (a recurrent W at a tiny initialisation) that its
+    relative error only measures that rounding. A wrong term in the backward pass gives errors near 1.
+    Returns {"agree": bool, "worst_norm": ..., "worst_abs": ..., "roundoff": ..., "disagree": [names]}.
+    """
+    table = relative_errors(analytic, numerical)
+    roundoff = 50 * np.finfo(np.float64).eps * max(1.0, abs(loss)) / h
+    worst_abs = {}
+    for k in table:
+        diff = np.abs(np.asarray(analytic[k], np.float64) - np.asarray(numerical[k], np.float64))
+        worst_abs[k] = float(np.nanmax(diff)) if diff.size else 0.0
+    bad = [k for k, row in table.items() if row["norm"] >= tolerance and worst_abs[k] > roundoff]
+    return {"agree": not bad, "worst_norm": max(r["norm"] for r in table.values()),
+            "worst_abs": max(worst_abs.values()), "roundoff": roundoff, "disagree": bad}

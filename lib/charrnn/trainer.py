@@ -1,15 +1,28 @@
-"""The training loop, with the assignment's exact semantics.
+"""The training loop: the assignment's exact semantics, and mini-batches of parallel streams.
 
-- e starts at 0; X = ids[e : e+L], Y = ids[e+1 : e+L+1]; e += L after each update.
-- hprev starts at zeros and is carried over; when fewer than L+1 characters
-  remain, e = 0 and hprev = 0 again: a new epoch.
+The assignment (one stream, the defaults):
+- e starts at 0; X = ids[e : e+T], Y = ids[e+1 : e+T+1]; e += T after each update.
+- The state (hprev) starts at zeros and is carried over; when fewer than T+1
+  characters remain, e = 0 and the state = 0 again: a new epoch.
 - smooth_loss starts at the first loss, then 0.999 * smooth_loss + 0.001 * loss.
 - Before the first update and every sample_every updates, a sample of
-  sample_length characters is drawn from hprev, fed the current input X[0].
+  sample_length characters is drawn from the state, fed the current input X[0].
 - Gradients are clipped element-wise to [-clip, clip], then the optimiser steps.
 - The best model is the parameters whose loss gave the lowest smooth loss
-  (taken before the update that loss drives).
-The loop returns a History; printing and progress bars only view it.
+  (taken before the update that loss drives), kept with the state and the
+  input character that update was fed: a model's state travels with it, so it
+  can be sampled from where it was trained (best.npz).
+
+With B streams (batch_size, as char-rnn's loader): the training text is cut
+into B contiguous pieces of equal length, read side by side, each carrying
+its own state; X and Y are (B, T) and the rules above hold per piece. The loss
+of an update is the mean over the streams of each sequence's summed loss, so
+at B = 1 it is exactly the assignment's; objective="mean" divides it by T.
+Beyond the assignment: clip_norm, a learning-rate schedule, and reset_prob,
+which resets a stream's state to zeros at random so the model also learns to
+start from zeros.
+
+train() returns a History; printing and progress bars only view it.
 """
 from __future__ import annotations
 
@@ -26,13 +39,13 @@ from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_check
 from .config import ConfigError, TrainConfig
 from .corpus import Corpus, CorpusError
 from .fileio import check_writable_dir, remove_stale_temporaries, write_json_atomic
-from .model import PARAM_NAMES, Workspace, backward, forward, init_params, mean_loss_per_char, param_shapes
+from .models import char_losses, get_cell, mean_loss_per_char, zero_state
 from .optim import STATE_KEYS, STEPS, init_state
-from .sampling import sample
+from .sampling import Model, sample
 
 
 class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite, or exploded."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -54,7 +67,8 @@ class History:
     smooth_loss: list = field(default_factory=list)   # smooth loss there
     val_steps: list = field(default_factory=list)     # update counts where validation was measured
     val_loss: list = field(default_factory=list)      # held-out loss, nats per character
-    samples: list = field(default_factory=list)       # {"step", "smooth_loss", "text"}
+    val_seconds: list = field(default_factory=list)   # seconds of training at those points
+    samples: list = field(default_factory=list)       # {"step", "smooth_loss", "text", "loss": nats per char}
     epoch_steps: list = field(default_factory=list)   # update counts at which epochs 2, 3, ... began
     best_smooth_loss: float | None = None
     best_step: int | None = None
@@ -63,24 +77,80 @@ class History:
     updates_per_second: float = 0.0                   # over this call's updates
     stopped: str = ""                                 # "finished" or "time budget"
     corpus_sha256: str | None = None
+    # arrays, not JSON: the parameters and the states they were trained in
     params: dict | None = None                        # final parameters
     best_params: dict | None = None                   # parameters with the lowest smooth loss
+    state: np.ndarray | None = None                   # (B, S) the state after the last update
+    state_input: np.ndarray | None = None             # (B,) the characters that follow it in the text
+    best_state: np.ndarray | None = None              # (B, S) the state fed to the best update
+    best_state_input: np.ndarray | None = None        # (B,) its input characters X[:, 0]
 
-    JSON_FIELDS = ("config", "vocab", "steps", "loss", "smooth_loss", "val_steps", "val_loss", "samples",
-                   "epoch_steps", "best_smooth_loss", "best_step", "step", "elapsed", "updates_per_second",
-                   "stopped", "corpus_sha256")
+    JSON_FIELDS = ("config", "vocab", "steps", "loss", "smooth_loss", "val_steps", "val_loss", "val_seconds",
+                   "samples", "epoch_steps", "best_smooth_loss", "best_step", "step", "elapsed",
+                   "updates_per_second", "stopped", "corpus_sha256")
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.JSON_FIELDS}
 
     @classmethod
-    def from_json(cls, d: dict, params=None, best_params=None) -> "History":
-        return cls(**{k: d[k] for k in cls.JSON_FIELDS if k in d}, params=params, best_params=best_params)
+    def from_json(cls, d: dict, **arrays) -> "History":
+        return cls(**{k: d[k] for k in cls.JSON_FIELDS if k in d}, **arrays)
+
+    def model(self, best: bool = True) -> Model:
+        """The best (or final) parameters with the state they were trained in, ready to sample."""
+        from .vocab import Vocabulary
+        params, state, x = ((self.best_params, self.best_state, self.best_state_input) if best else
+                            (self.params, self.state, self.state_input))
+        return Model(params, Vocabulary.from_json(self.vocab), self.config.get("cell", "rnn"),
+                     None if state is None or x is None else state[0], None if x is None else int(x[0]))
+
+
+@dataclass
+class TrainState:
+    """Where a run is: with the parameters and the optimiser's arrays, everything a checkpoint
+    stores to resume the run exactly. Saved and restored whole."""
+    state: np.ndarray                     # (B, S) the model state carried into the next update
+    rng: np.random.Generator              # the samples' stream
+    reset_rng: np.random.Generator        # the stream of reset_prob's draws (untouched when it is 0)
+    step: int = 0                         # updates done
+    position: int = 0                     # e: where every stream's next sequence starts in its piece
+    epoch: int = 0                        # completed passes over the text
+    smooth_loss: float | None = None
+    best_smooth_loss: float = math.inf
+    best_step: int | None = None
+    best_state: np.ndarray | None = None  # (B, S) the state fed to the best update
+    best_input: np.ndarray | None = None  # (B,) the input characters X[:, 0] of that update
+    elapsed: float = 0.0                  # seconds of training before this session
+
+    @classmethod
+    def fresh(cls, config: TrainConfig, state: np.ndarray) -> "TrainState":
+        return cls(state=state, rng=np.random.default_rng([config.seed, 1]),
+                   reset_rng=np.random.default_rng([config.seed, 2]))
+
+    @classmethod
+    def from_checkpoint(cls, ck: Checkpoint, dtype) -> "TrainState":
+        rng, reset_rng = np.random.default_rng(), np.random.default_rng([ck.config.seed, 2])
+        rng.bit_generator.state = ck.rng_state
+        if ck.reset_rng_state is not None:
+            reset_rng.bit_generator.state = ck.reset_rng_state
+        return cls(state=ck.state.astype(dtype), rng=rng, reset_rng=reset_rng, step=ck.step,
+                   position=ck.position, epoch=ck.epoch, smooth_loss=ck.smooth_loss,
+                   best_smooth_loss=math.inf if ck.best_smooth_loss is None else ck.best_smooth_loss,
+                   best_step=ck.best_step, best_state=ck.best_state, best_input=ck.best_state_input,
+                   elapsed=ck.elapsed)
+
+    def checkpoint_fields(self) -> dict:
+        """The Checkpoint fields this state fills."""
+        return dict(step=self.step, position=self.position, epoch=self.epoch, smooth_loss=self.smooth_loss,
+                    state=self.state, rng_state=self.rng.bit_generator.state,
+                    reset_rng_state=self.reset_rng.bit_generator.state,
+                    best_smooth_loss=None if self.best_smooth_loss == math.inf else self.best_smooth_loss,
+                    best_step=self.best_step, best_state=self.best_state, best_state_input=self.best_input)
 
 
 class _Flat:
-    """All five parameter arrays as views into one flat vector (so clipping and the
-    optimiser are a few NumPy calls each), with a gradient buffer of the same layout.
+    """All parameter arrays as views into one flat vector (so clipping and the optimiser are a
+    few NumPy calls each), with a gradient buffer of the same layout.
 
     There are two parameter vectors: the current one (`theta`, viewed by `params`)
     and the best one (`best`). When the current parameters become the best, the
@@ -90,9 +160,9 @@ class _Flat:
     every update).
     """
 
-    def __init__(self, K: int, m: int, dtype):
-        self.shapes = param_shapes(K, m)
-        n = sum(math.prod(s) for s in self.shapes.values())
+    def __init__(self, shapes: dict, dtype):
+        self.shapes = shapes
+        n = sum(math.prod(s) for s in shapes.values())
         self._vectors = (np.empty(n, dtype=dtype), np.empty(n, dtype=dtype))
         self._views = tuple(self.views(v) for v in self._vectors)
         self._cur = 0
@@ -102,9 +172,9 @@ class _Flat:
     def views(self, flat) -> dict:
         """{name: view of flat shaped like that parameter}."""
         out, o = {}, 0
-        for k in PARAM_NAMES:
-            size = math.prod(self.shapes[k])
-            out[k] = flat[o:o + size].reshape(self.shapes[k])
+        for k, shape in self.shapes.items():
+            size = math.prod(shape)
+            out[k] = flat[o:o + size].reshape(shape)
             o += size
         return out
 
@@ -132,7 +202,7 @@ class _Flat:
     def load(self, params, best=None) -> None:
         """Set the current parameters, and the best ones (a copy of params when None)."""
         for views, source in ((self.params, params), (self._views[1 - self._cur], best or params)):
-            for k in PARAM_NAMES:
+            for k in self.shapes:
                 views[k][...] = source[k]
 
     def copy(self, flat=None) -> dict:
@@ -141,7 +211,7 @@ class _Flat:
 
 
 def updates_per_epoch(n_chars: int, seq_length: int) -> int:
-    """Sequences in one pass: e = 0, L, 2L, ... while e + L + 1 <= n_chars."""
+    """Sequences in one pass over a piece of n_chars: e = 0, T, 2T, ... while e + T + 1 <= n_chars."""
     return (n_chars - seq_length - 1) // seq_length + 1
 
 
@@ -151,201 +221,278 @@ def split(ids: np.ndarray, val_fraction: float):
     return ids[:len(ids) - n_val], ids[len(ids) - n_val:]
 
 
+def streams(ids: np.ndarray, batch_size: int, seq_length: int) -> np.ndarray:
+    """The training text cut into batch_size contiguous pieces of equal length: a (B, P) view.
+    At B = 1 the whole text. Raises CorpusError when a piece cannot hold one sequence."""
+    piece = len(ids) // batch_size
+    if piece < seq_length + 1:
+        need = batch_size * (seq_length + 1)
+        raise CorpusError(f"the training text has {len(ids)} characters; batch_size={batch_size} streams of "
+                          f"seq_length={seq_length} need at least {need}")
+    return ids[:batch_size * piece].reshape(batch_size, piece)
+
+
 def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: bool = False,
           callback=None) -> History:
     """Train on text (a str or a Corpus) and return the History.
 
-    params: initial parameters (dict shaped like init_params's), or None for
+    params: initial parameters (a dict shaped like the cell's init_params), or None for
     init_params(K, config.m, config.sigma, seed=config.seed).
     progress: show a tqdm progress bar with smooth loss and updates/s.
     callback: called with a dict for every event: {"event": "sample" | "log" | "val" | "checkpoint", ...}.
-    Raises TrainingDiverged when the loss turns non-finite (the last good checkpoint is kept),
-    TrainingInterrupted on Ctrl-C/SIGTERM (after saving a checkpoint when checkpoint_dir is set).
+    Raises TrainingDiverged when the loss turns non-finite or explodes (the last good checkpoint is
+    kept), TrainingInterrupted on Ctrl-C/SIGTERM (after saving a checkpoint when checkpoint_dir is set).
     """
-    config.validate()
-    corpus = text if isinstance(text, Corpus) else Corpus.from_text(text)
-    vocab, L = corpus.vocab, config.seq_length
-    train_ids, val_ids = split(corpus.ids, config.val_fraction)
-    if len(train_ids) < L + 1:
-        raise CorpusError(f"the training text has {len(train_ids)} characters; seq_length={L} needs at least {L + 1}")
-    if config.val_fraction > 0 and len(val_ids) < 2:
-        raise CorpusError(f"val_fraction={config.val_fraction} leaves {len(val_ids)} held-out characters; need 2")
-    dtype = np.dtype(config.dtype)
-    K, m = len(vocab), config.m
-    flat = _Flat(K, m, dtype)
-    target = config.n_updates if config.epochs is None else config.epochs * updates_per_epoch(len(train_ids), L)
+    return _Trainer(text, config, params, callback).run(progress)
 
-    # --- state: fresh or resumed ---
-    history = History(config=config.to_dict(), vocab=vocab.to_json(), corpus_sha256=corpus.sha256)
-    opt_state = init_state(config.optimizer, flat.theta.size, dtype)
-    rng = np.random.default_rng([config.seed, 1])   # sampling stream, apart from the init stream
-    step, e, epoch, smooth, hprev = 0, 0, 0, None, np.zeros(m, dtype=dtype)
-    best, best_step = math.inf, None
-    if config.resume:
-        ck = _checked_resume(config, corpus)
-        flat.load(ck.params, ck.best_params)
-        for k in STATE_KEYS[config.optimizer]:
-            opt_state[k][...] = ck.opt_state[k]
-        rng.bit_generator.state = ck.rng_state
-        step, e, epoch, smooth = ck.step, ck.position, ck.epoch, ck.smooth_loss
-        hprev = ck.hprev.astype(dtype)
-        best = ck.best_smooth_loss if ck.best_smooth_loss is not None else math.inf
-        best_step = ck.best_step
-        saved = {k: v for k, v in ck.history.items() if k in History.JSON_FIELDS}
-        history = History.from_json({**saved, "config": config.to_dict(), "corpus_sha256": corpus.sha256})
-    else:
-        flat.load(init_params(K, m, config.sigma, seed=config.seed, dtype=dtype) if params is None
-                  else _checked_params(params, K, m))
-    # only now, with every input checked, create the run directory: a refused run writes nothing
-    fresh_dir = bool(config.checkpoint_dir) and not Path(config.checkpoint_dir).exists()
-    run_dir = check_writable_dir(config.checkpoint_dir) if config.checkpoint_dir else None
-    if run_dir is not None:
-        remove_stale_temporaries(run_dir)           # left by a writer killed before its rename
 
-    optimizer_step = STEPS[config.optimizer]
-    loss_limit = config.max_loss_ratio * L * math.log(max(K, 2))
-    hyper = dict(eta=config.eta, eps=config.eps, clip=config.clip, rho=config.rho, beta1=config.beta1,
-                 beta2=config.beta2)
-    G = flat.grads
-    work = np.empty_like(flat.theta)                 # the optimiser's step
-    ws = Workspace(L, K, m, dtype)                   # forward/backward buffers, reused every update
-    emit = callback or (lambda ev: None)
-    best_saved_step = best_step
+class _Trainer:
+    """One call of train(): set-up (fresh or resumed), the loop, samples, validation, checkpoints."""
 
-    def checkpoint(finished=False):
-        """Save `last` (and `best` when it improved since its last save); returns the path."""
-        nonlocal best_saved_step
+    def __init__(self, text, config: TrainConfig, params, callback):
+        config.validate()
+        self.config = config
+        self.corpus = corpus = text if isinstance(text, Corpus) else Corpus.from_text(text)
+        self.vocab, T, B = corpus.vocab, config.seq_length, config.batch_size
+        train_ids, self.val_ids = split(corpus.ids, config.val_fraction)
+        if len(train_ids) < T + 1:
+            raise CorpusError(f"the training text has {len(train_ids)} characters; seq_length={T} needs at least {T + 1}")
+        if config.val_fraction > 0 and len(self.val_ids) < 2:
+            raise CorpusError(f"val_fraction={config.val_fraction} leaves {len(self.val_ids)} held-out characters; need 2")
+        self.pieces = streams(train_ids, B, T)                  # (B, P)
+        self.cell = cell = get_cell(config.cell)
+        self.dtype = dtype = np.dtype(config.dtype)
+        self.K, self.m = K, m = len(self.vocab), config.m
+        self.flat = _Flat(cell.param_shapes(K, m), dtype)
+        self.target = config.n_updates if config.epochs is None else \
+            config.epochs * updates_per_epoch(self.pieces.shape[1], T)
+        self.opt_state = init_state(config.optimizer, self.flat.theta.size, dtype)
+        self.history = History(config=config.to_dict(), vocab=self.vocab.to_json(), corpus_sha256=corpus.sha256)
+        if config.resume:
+            ck = _checked_resume(config, corpus)
+            self.flat.load(ck.params, ck.best_params)
+            for k in STATE_KEYS[config.optimizer]:
+                self.opt_state[k][...] = ck.opt_state[k]
+            self.s = TrainState.from_checkpoint(ck, dtype)
+            saved = {k: v for k, v in ck.history.items() if k in History.JSON_FIELDS}
+            self.history = History.from_json({**saved, "config": config.to_dict(), "corpus_sha256": corpus.sha256})
+        else:
+            self.flat.load(cell.init_params(K, m, config.sigma, seed=config.seed, dtype=dtype) if params is None
+                           else _checked_params(params, cell.param_shapes(K, m)))
+            self.s = TrainState.fresh(config, zero_state(cell, B, m, dtype))
+        # only now, with every input checked, create the run directory: a refused run writes nothing
+        self.fresh_dir = bool(config.checkpoint_dir) and not Path(config.checkpoint_dir).exists()
+        self.run_dir = check_writable_dir(config.checkpoint_dir) if config.checkpoint_dir else None
+        if self.run_dir is not None:
+            remove_stale_temporaries(self.run_dir)               # left by a writer killed before its rename
+        self.best_saved_step = self.s.best_step
+        self.emit = callback or (lambda ev: None)
+
+    # --- the loop ---
+    def run(self, progress: bool) -> History:
+        config, s, flat, history, cell = self.config, self.s, self.flat, self.history, self.cell
+        pieces, T, B = self.pieces, config.seq_length, config.batch_size
+        P = pieces.shape[1]
+        forward, backward = cell.forward_batch, cell.backward_batch
+        optimizer_step = STEPS[config.optimizer]
+        loss_limit = config.max_loss_ratio * T * math.log(max(self.K, 2))
+        hyper = dict(eta=config.eta, eps=config.eps, clip=config.clip, rho=config.rho, beta1=config.beta1,
+                     beta2=config.beta2)
+        scheduled = config.schedule != "constant" or config.warmup > 0
+        scale = (1.0 / (B * T) if config.objective == "mean" else 1.0 / B)   # d(update's loss)/d(summed loss)
+        G = flat.grads
+        work = np.empty_like(flat.theta)                 # the optimiser's step
+        ws = cell.workspace(B, T, self.K, self.m, self.dtype)   # forward/backward buffers, reused every update
+        self.t0, self.validating, start_step = time.perf_counter(), 0.0, s.step
+        stop = _SignalFlag()
+        bar = _progress_bar(self.target, s.step, progress)
+        try:
+            with stop:
+                while s.step < self.target:
+                    if s.position + T + 1 > P:           # new epoch
+                        s.position, s.epoch = 0, s.epoch + 1
+                        s.state = zero_state(cell, B, self.m, self.dtype)
+                        history.epoch_steps.append(s.step)
+                    e = s.position
+                    X, Y = pieces[:, e:e + T], pieces[:, e + 1:e + T + 1]
+                    if config.reset_prob > 0:
+                        s.state = self._maybe_reset(s.state)
+                    if s.step % config.sample_every == 0 and config.sample_length and not _sampled_at(history, s.step):
+                        self._sample(X[0, 0], s.state[0])
+                    loss, cache = forward(flat.params, X, Y, s.state, ws)
+                    if B > 1:
+                        loss /= B                        # per stream: a sequence's summed loss, as at B = 1
+                    if not math.isfinite(loss) or loss > loss_limit:
+                        raise self._diverged(loss, loss_limit)
+                    state_in = s.state
+                    _, s.state = backward(flat.params, cache, out=G)
+                    if scale != 1.0:
+                        flat.grad *= scale
+                    if config.clip_norm is not None:
+                        norm = math.sqrt(float(np.dot(flat.grad, flat.grad)))
+                        if norm > config.clip_norm:
+                            flat.grad *= config.clip_norm / norm
+                    s.smooth_loss = loss if s.smooth_loss is None else 0.999 * s.smooth_loss + 0.001 * loss
+                    improved = s.smooth_loss < s.best_smooth_loss   # then the parameters that produced it are the best
+                    if improved:
+                        s.best_smooth_loss, s.best_step = s.smooth_loss, s.step
+                        s.best_state, s.best_input = state_in, X[:, 0].copy()
+                    if scheduled:
+                        hyper["eta"] = config.eta_at(s.step, self._progress())
+                    optimizer_step(flat.grad, self.opt_state, work, t=s.step + 1, **hyper)   # clips flat.grad in place
+                    flat.step(work, keep_as_best=improved)
+                    s.step += 1
+                    s.position += T
+                    if s.step % config.log_every == 0 or s.step == 1:
+                        history.steps.append(s.step)
+                        history.loss.append(loss)
+                        history.smooth_loss.append(s.smooth_loss)
+                        self.emit({"event": "log", "step": s.step, "loss": loss, "smooth_loss": s.smooth_loss})
+                        if bar is not None:
+                            bar.update(s.step - bar.n)
+                            bar.set_postfix(smooth_loss=f"{s.smooth_loss:.2f}", refresh=False)
+                    if config.val_fraction > 0 and s.step % config.val_every == 0:
+                        self._validate()
+                    if s.step % config.checkpoint_every == 0 and s.step < self.target:
+                        self._checkpoint()
+                    if stop.signum is not None:
+                        path = self._checkpoint()
+                        name = signal.Signals(stop.signum).name
+                        raise TrainingInterrupted(
+                            f"interrupted by {name} after {s.step} updates; "
+                            + (f"checkpoint saved to {path}" if path else "no checkpoint directory was set"),
+                            stop.signum, path)
+                    if config.time_budget is not None and self.elapsed() >= config.time_budget:
+                        history.stopped = "time budget"
+                        break
+                else:
+                    history.stopped = "finished"
+            # the closing sample, when the last update lands on a sampling step
+            if s.step % config.sample_every == 0 and config.sample_length and not _sampled_at(history, s.step):
+                wrap = s.position + T + 1 > P
+                self._sample(pieces[0, 0] if wrap else pieces[0, s.position],
+                             zero_state(cell, 1, self.m, self.dtype)[0] if wrap else s.state[0])
+            if config.val_fraction > 0 and (not history.val_steps or history.val_steps[-1] != s.step):
+                self._validate()
+            history.updates_per_second = (s.step - start_step) / max(self.elapsed() - s.elapsed, 1e-9)
+            self._checkpoint(finished=True)
+        except TrainingDiverged:
+            if self.fresh_dir and not any(self.run_dir.iterdir()):
+                self.run_dir.rmdir()                     # diverged before its first checkpoint: leave nothing
+            raise
+        finally:
+            if bar is not None:
+                bar.update(s.step - bar.n)
+                bar.close()
+        self._fill_history()
+        history.params, history.best_params = flat.copy(), flat.copy(flat.best)
+        return history
+
+    # --- pieces of the loop ---
+    def elapsed(self) -> float:
+        """Seconds of training, all sessions: validation is not counted, so a time budget and the held-out
+        loss against seconds are both about training."""
+        return self.s.elapsed + time.perf_counter() - self.t0 - self.validating
+
+    def _progress(self) -> float:
+        """How far the run is, in [0, 1]: its share of the updates or of the time budget, whichever is larger."""
+        done = self.s.step / self.target
+        if self.config.time_budget is not None:
+            done = max(done, self.elapsed() / self.config.time_budget)
+        return done
+
+    def _maybe_reset(self, state):
+        """state with each stream reset to zeros with probability reset_prob (a new array when any is)."""
+        reset = self.s.reset_rng.random(len(state)) < self.config.reset_prob
+        return np.where(reset[:, None], state.dtype.type(0), state) if reset.any() else state
+
+    def _sample(self, x0, h):
+        """An evolution sample: from state h (S,), fed the current input x0, as the trainer sees the text;
+        recorded with the model's own mean -log p per character of what it wrote (how sure it was)."""
+        s, history = self.s, self.history
+        lead = self.vocab.chars[int(x0)]
+        text = sample(self.flat.params, self.vocab, self.config.sample_length, h0=h, prime=lead, seed=s.rng,
+                      cell=self.config.cell)
+        loss = float(char_losses(self.cell, self.flat.params, self.vocab.encode(lead + text), h).mean())
+        item = {"step": s.step, "smooth_loss": s.smooth_loss, "text": text, "loss": loss}
+        history.samples.append(item)
+        self.emit({"event": "sample", **item})
+
+    def _validate(self):
+        t0 = time.perf_counter()
+        v = mean_loss_per_char(self.cell, self.flat.params, self.val_ids, streams=self.config.val_streams)
+        self.validating += time.perf_counter() - t0
+        s, history = self.s, self.history
+        history.val_steps.append(s.step)
+        history.val_loss.append(v)
+        history.val_seconds.append(round(self.elapsed(), 3))
+        train_loss = None if s.smooth_loss is None else s.smooth_loss / self.config.seq_length
+        self.emit({"event": "val", "step": s.step, "val_loss": v, "train_loss": train_loss})
+
+    def _diverged(self, loss, limit) -> TrainingDiverged:
+        config, run_dir = self.config, self.run_dir
+        last = run_dir / "last.npz" if run_dir and (run_dir / "last.npz").exists() else None
+        what = f"became {loss}" if not math.isfinite(loss) else \
+            f"exploded to {loss:.4g} (over {config.max_loss_ratio:g} x seq_length*log(K) = {limit:.4g})"
+        return TrainingDiverged(f"training diverged: the loss {what} at update {self.s.step + 1} (eta={config.eta}); "
+                                + (f"the last good checkpoint is {last}" if last else "no checkpoint was written"))
+
+    def _state_input(self) -> np.ndarray:
+        """(B,) the character each stream reads next: the input that goes with the carried state."""
+        return self.pieces[:, min(self.s.position, self.pieces.shape[1] - 1)].copy()
+
+    def _fill_history(self):
+        s, history = self.s, self.history
+        history.best_smooth_loss = None if s.best_smooth_loss == math.inf else s.best_smooth_loss
+        history.best_step, history.step, history.elapsed = s.best_step, s.step, self.elapsed()
+        history.state, history.state_input = s.state, self._state_input()
+        history.best_state, history.best_state_input = s.best_state, s.best_input
+
+    def _checkpoint(self, finished=False):
+        """Save `last` (and `best` when it improved since its last save); returns the path of `last`."""
+        run_dir, flat, s = self.run_dir, self.flat, self.s
         if run_dir is None:
             return None
         if not (np.isfinite(flat.theta).all() and np.isfinite(flat.best).all()):
             raise TrainingDiverged(    # never overwrite the last good checkpoint with NaN/inf parameters
-                f"training diverged: the parameters became non-finite by update {step} (eta={config.eta}); "
+                f"training diverged: the parameters became non-finite by update {s.step} (eta={self.config.eta}); "
                 + (f"the last good checkpoint is {run_dir / 'last.npz'}" if (run_dir / "last.npz").exists()
                    else "no checkpoint was written"))
-        history.best_smooth_loss, history.best_step = (None if best == math.inf else best), best_step
-        history.step, history.elapsed = step, elapsed()
-        common = dict(vocab=vocab, config=config, step=step, position=e, epoch=epoch, smooth_loss=smooth,
-                      hprev=hprev, opt_state=opt_state, best_smooth_loss=history.best_smooth_loss,
-                      best_step=best_step, rng_state=rng.bit_generator.state, corpus_sha256=corpus.sha256,
-                      corpus_path=corpus.path,
-                      history=history.to_json(), finished=finished, elapsed=history.elapsed)
-        if best_step is not None and best_step != best_saved_step or finished:
-            # `best` is for sampling: parameters only, no training state to resume from
-            best_only = {**common, "hprev": None, "opt_state": {}, "rng_state": None}
+        self._fill_history()
+        history = self.history
+        common = dict(vocab=self.vocab, config=self.config, corpus_sha256=self.corpus.sha256,
+                      corpus_path=self.corpus.path, keep_line_endings=self.corpus.keep_line_endings, history=history.to_json(), finished=finished,
+                      elapsed=history.elapsed, **s.checkpoint_fields())
+        if s.best_step is not None and s.best_step != self.best_saved_step or finished:
+            # `best` is for sampling: the best parameters and the state they were trained in, no training state
+            best_only = {**common, "state": s.best_state, "state_input": s.best_input, "opt_state": {},
+                         "rng_state": None, "reset_rng_state": None, "best_state": None, "best_state_input": None}
             save_checkpoint(Checkpoint(params=flat.copy(flat.best), best_params=None, kind="best", **best_only),
                             run_dir / "best.npz")
-            best_saved_step = best_step
+            self.best_saved_step = s.best_step
         path = save_checkpoint(Checkpoint(params=flat.params, best_params=flat.copy(flat.best), kind="last",
-                                          **common), run_dir / "last.npz")
+                                          opt_state=self.opt_state, state_input=self._state_input(), **common),
+                               run_dir / "last.npz")
         write_json_atomic(run_dir / "history.json", {**history.to_json(), "finished": finished})
-        emit({"event": "checkpoint", "step": step, "path": str(path)})
+        self.emit({"event": "checkpoint", "step": s.step, "path": str(path)})
         return path
-
-    def record_sample(x0, h):
-        text_out = sample(flat.params, vocab, config.sample_length, h0=h, prime=vocab.chars[int(x0)], seed=rng)
-        s = {"step": step, "smooth_loss": smooth, "text": text_out}
-        history.samples.append(s)
-        emit({"event": "sample", **s})
-
-    def validate():
-        v = mean_loss_per_char(flat.params, val_ids)
-        history.val_steps.append(step)
-        history.val_loss.append(v)
-        emit({"event": "val", "step": step, "val_loss": v, "train_loss": None if smooth is None else smooth / L})
-
-    start_elapsed, t0, start_step = (ck.elapsed if config.resume else 0.0), time.perf_counter(), step
-
-    def elapsed():
-        return start_elapsed + time.perf_counter() - t0
-
-    stop = _SignalFlag()
-    bar = _progress_bar(target, step, progress)
-    try:
-        with stop:
-            while step < target:
-                if e + L + 1 > len(train_ids):          # new epoch
-                    e, epoch = 0, epoch + 1
-                    hprev = np.zeros(m, dtype=dtype)
-                    history.epoch_steps.append(step)
-                x, y = train_ids[e:e + L], train_ids[e + 1:e + L + 1]
-                if step % config.sample_every == 0 and config.sample_length and not _sampled_at(history, step):
-                    record_sample(x[0], hprev)
-                loss, cache = forward(flat.params, x, y, hprev, ws)
-                if not math.isfinite(loss) or loss > loss_limit:
-                    last = run_dir / "last.npz" if run_dir and (run_dir / "last.npz").exists() else None
-                    what = f"became {loss}" if not math.isfinite(loss) else \
-                        f"exploded to {loss:.4g} (over {config.max_loss_ratio:g} x seq_length*log(K) = {loss_limit:.4g})"
-                    raise TrainingDiverged(
-                        f"training diverged: the loss {what} at update {step + 1} (eta={config.eta}); "
-                        + (f"the last good checkpoint is {last}" if last else "no checkpoint was written"))
-                _, hprev = backward(flat.params, cache, out=G)
-                smooth = loss if smooth is None else 0.999 * smooth + 0.001 * loss
-                improved = smooth < best                # then the parameters that produced this loss are the best
-                if improved:
-                    best, best_step = smooth, step
-                optimizer_step(flat.grad, opt_state, work, t=step + 1, **hyper)   # clips flat.grad in place
-                flat.step(work, keep_as_best=improved)
-                step += 1
-                e += L
-                if step % config.log_every == 0 or step == 1:
-                    history.steps.append(step)
-                    history.loss.append(loss)
-                    history.smooth_loss.append(smooth)
-                    emit({"event": "log", "step": step, "loss": loss, "smooth_loss": smooth})
-                    if bar is not None:
-                        bar.update(step - bar.n)
-                        bar.set_postfix(smooth_loss=f"{smooth:.2f}", refresh=False)
-                if config.val_fraction > 0 and step % config.val_every == 0:
-                    validate()
-                if step % config.checkpoint_every == 0 and step < target:
-                    checkpoint()
-                if stop.signum is not None:
-                    path = checkpoint()
-                    name = signal.Signals(stop.signum).name
-                    raise TrainingInterrupted(
-                        f"interrupted by {name} after {step} updates; "
-                        + (f"checkpoint saved to {path}" if path else "no checkpoint directory was set"),
-                        stop.signum, path)
-                if config.time_budget is not None and elapsed() >= config.time_budget:
-                    history.stopped = "time budget"
-                    break
-            else:
-                history.stopped = "finished"
-        # the closing sample, when the last update lands on a sampling step
-        if step % config.sample_every == 0 and config.sample_length and not _sampled_at(history, step):
-            wrap = e + L + 1 > len(train_ids)
-            record_sample(train_ids[0] if wrap else train_ids[e], np.zeros(m, dtype=dtype) if wrap else hprev)
-        if config.val_fraction > 0 and (not history.val_steps or history.val_steps[-1] != step):
-            validate()
-        history.updates_per_second = (step - start_step) / max(time.perf_counter() - t0, 1e-9)
-        history.best_smooth_loss, history.best_step = (None if best == math.inf else best), best_step
-        history.step, history.elapsed = step, elapsed()
-        checkpoint(finished=True)
-    except TrainingDiverged:
-        if fresh_dir and not any(run_dir.iterdir()):
-            run_dir.rmdir()                         # diverged before its first checkpoint: leave nothing
-        raise
-    finally:
-        if bar is not None:
-            bar.update(step - bar.n)
-            bar.close()
-    history.params = flat.copy()
-    history.best_params = flat.copy(flat.best)
-    return history
 
 
 def _sampled_at(history: History, step: int) -> bool:
     return bool(history.samples) and history.samples[-1]["step"] == step
 
 
-def _checked_params(params, K, m):
-    shapes = param_shapes(K, m)
-    for k in PARAM_NAMES:
+def _checked_params(params, shapes: dict):
+    for k, shape in shapes.items():
         if k not in params:
             raise ValueError(f"params lacks {k}")
-        if np.shape(params[k]) != shapes[k]:
-            raise ValueError(f"params[{k!r}] has shape {np.shape(params[k])}, expected {shapes[k]} (K={K}, m={m})")
+        if np.shape(params[k]) != shape:
+            raise ValueError(f"params[{k!r}] has shape {np.shape(params[k])}, expected {shape}")
     return params
+
+
+# settings that may differ on resume: how long to run and what to record
+RESUMABLE_CHANGES = ("n_updates", "epochs", "sample_every", "sample_length", "val_every", "val_streams")
 
 
 def _checked_resume(config: TrainConfig, corpus: Corpus) -> Checkpoint:
@@ -361,12 +508,10 @@ def _checked_resume(config: TrainConfig, corpus: Corpus) -> Checkpoint:
                               f"(sha256 {ck.corpus_sha256[:12]}..., this one {corpus.sha256[:12]}...)")
     mine, theirs = config.model_dict(), ck.config.model_dict()
     for k in mine:
-        if k in ("n_updates", "epochs", "sample_every", "sample_length", "val_every"):
-            continue
-        if mine[k] != theirs[k]:
+        if k not in RESUMABLE_CHANGES and mine[k] != theirs[k]:
             raise ConfigError(f"cannot resume from {ck.path}: {k}={mine[k]!r} differs from the checkpoint's {theirs[k]!r}")
     missing = [k for k in STATE_KEYS[config.optimizer] if k not in ck.opt_state]
-    if missing or ck.hprev is None or ck.rng_state is None:
+    if missing or ck.state is None or ck.rng_state is None:
         raise CheckpointError(f"cannot resume from {ck.path}: it is a `{ck.kind}` checkpoint without training state; "
                               f"resume from last.npz")
     return ck

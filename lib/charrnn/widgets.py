@@ -5,10 +5,13 @@
     sampler_ui("runs/shakespeare")   # one checkpoint (file, run directory or Checkpoint)
 
 All model code lives in charrnn.sampling; this module only wires widgets to
-`sample` and to the next-character distribution, and renders the results.
-The pieces are attributes (picker, temperature, top_p, length, prime, seed,
-random_seed, button, chart, output, message), so tests can drive the UI the
-way a person does: set values, `ui.button.click()`, read `ui.result_text`.
+a checkpoint's Model (its parameters and the state they were trained in) and
+renders the results. Sampling starts from the stored state by default; "zeros"
+starts from h = 0, and checkpoints written before states were stored can only
+do that. The pieces are attributes (picker, start, temperature, top_p, length,
+prime, seed, random_seed, button, chart, output, message), so tests can drive
+the UI the way a person does: set values, `ui.button.click()`, read
+`ui.result_text`.
 """
 from __future__ import annotations
 
@@ -24,13 +27,14 @@ import numpy as np
 
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .paths import repo_root, runs_dir
-from .sampling import SamplingError, check_sampling_args, distribution, prime_state, sample
+from .sampling import Model, SamplingError, check_sampling_args, distribution
 
 TOP_K = 15                      # characters shown in the chart
 KINDS = ("best", "last")        # checkpoint files a run directory holds, in picker order
 PRIME_CANDIDATES = ("The ", "And ", "the ", "He ", "A ")   # tried in order; must be in the vocabulary
 CREATE_HINT = ("<code>make report</code> trains the report's models, or train one yourself: "
                "<code>python -m charrnn train --corpus data/shakespeare.txt --updates 20000 --out runs/NAME</code>")
+READY = "Press Sample to generate text."
 _SEEN = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍"}
 _DESC = {"description_width": "92px"}
 
@@ -84,7 +88,11 @@ class CheckpointEntry:
     @property
     def label(self) -> str:
         loss = "" if self.loss is None else f", smooth loss {self.loss:.2f}"
-        return f"{self.run} · {self.checkpoint.kind} (step {self.step:,}{loss})"
+        return f"{self.run} · {self.checkpoint.kind} ({self.checkpoint.cell}, step {self.step:,}{loss})"
+
+    @property
+    def model(self) -> Model:
+        return self.checkpoint.model()
 
 
 def find_checkpoints(root=None) -> tuple[list[CheckpointEntry], list[str]]:
@@ -145,6 +153,10 @@ class SamplerUI:
         # --- controls ---
         self.picker = w.Dropdown(description="Checkpoint", options=[(e.label, i) for i, e in enumerate(self.entries)],
                                  style=_DESC, layout=w.Layout(width="100%", max_width="760px"))
+        self.start = w.ToggleButtons(options=[("carried state", "state"), ("zeros", "zeros")], value="state",
+                                     description="Start from", style={**_DESC, "button_width": "112px"},
+                                     tooltips=["the hidden state training carried at these parameters, and the "
+                                               "character that came next", "h = 0, as at the start of an epoch"])
         self.temperature = w.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.05, description="Temperature",
                                          readout_format=".2f", style=_DESC, layout=w.Layout(width="100%"),
                                          tooltip="0 = greedy (always the most likely character); above 1 = wilder")
@@ -169,7 +181,7 @@ class SamplerUI:
         self.message = w.HTML()
         self.output = w.HTML()      # no width: 100% here, it would add the widget margins and overflow the cell
 
-        controls = w.VBox([self.temperature, self.top_p, self.length, self.prime,
+        controls = w.VBox([self.start, self.temperature, self.top_p, self.length, self.prime,
                            w.HBox([self.seed, self.random_seed], layout=w.Layout(align_items="center")),
                            self.button],
                           layout=w.Layout(flex="1 1 340px", min_width="300px", max_width="460px"))
@@ -183,13 +195,13 @@ class SamplerUI:
 
         # --- wiring ---
         self.picker.observe(self._on_checkpoint, names="value")
-        for c in (self.temperature, self.top_p, self.prime):
+        for c in (self.start, self.temperature, self.top_p, self.prime):
             c.observe(self._on_change, names="value")
         self.seed.observe(self._on_seed, names="value")
         self.button.on_click(lambda _: self.sample())
 
         if not self.entries:
-            for c in (self.picker, self.temperature, self.top_p, self.length, self.prime, self.seed,
+            for c in (self.picker, self.start, self.temperature, self.top_p, self.length, self.prime, self.seed,
                       self.random_seed, self.button):
                 c.disabled = True
             self.info.value = _note(empty_message or f"No checkpoint yet. {CREATE_HINT}")
@@ -216,6 +228,11 @@ class SamplerUI:
     def checkpoint(self) -> Checkpoint | None:
         """The checkpoint currently picked."""
         return self.entries[self.picker.value].checkpoint if self.entries else None
+
+    @property
+    def model(self) -> Model | None:
+        """The picked checkpoint's Model: its parameters and the state they were trained in."""
+        return self.entries[self.picker.value].model if self.entries else None
 
     @property
     def result_text(self) -> str:
@@ -247,9 +264,18 @@ class SamplerUI:
 
     # --- actions ---
     def sample(self) -> str:
-        """Draw length characters with the current settings; show them (or one error line). Returns the text."""
+        """Draw length characters with the current settings; show them (or one error line). Returns the text.
+
+        Nothing is drawn, and no seed is used up, while the settings hold an error: the button is then off."""
         ck = self.checkpoint
         if ck is None:
+            return ""
+        temperature, top_p, n, prime = self._settings()
+        start = self.start.value
+        try:
+            check_sampling_args(ck.vocab, n, prime, temperature, top_p, allow_empty_prime=start == "state")
+        except SamplingError as exc:
+            self._show_error(_one_line(exc))
             return ""
         if self.random_seed.value:
             self._quiet = True
@@ -257,22 +283,22 @@ class SamplerUI:
                 self.seed.value = int(self._seeds.integers(0, 2**31))
             finally:
                 self._quiet = False
-        temperature, top_p, n, prime = self._settings()
         seed = int(self.seed.value)
         self.button.disabled = True
         t0 = time.perf_counter()
         try:
-            text = sample(ck.params, ck.vocab, n=n, prime=prime, temperature=temperature, top_p=top_p, seed=seed)
+            text = self.model.sample(n, prime=prime, start=start, temperature=temperature, top_p=top_p, seed=seed)
         except (SamplingError, ValueError) as exc:
             self._show_error(_one_line(exc))
             return ""
         finally:
-            self.button.disabled = False
+            self.button.disabled = bool(self._error)
         ms = (time.perf_counter() - t0) * 1e3
         self._result = text
         self._show_error("")
         how = "greedy" if temperature == 0 else f"seed {seed} · temperature {temperature:.2f} · top-p {top_p:.2f}"
-        self.output.value = _render_text(prime, text, f"{len(text):,} characters in {ms:.0f} ms · {how}")
+        where = "from the carried state" if start == "state" else "from h = 0"
+        self.output.value = _render_text(prime, text, f"{len(text):,} characters in {ms:.0f} ms · {how} · {where}")
         return text
 
     def display(self):
@@ -292,20 +318,26 @@ class SamplerUI:
         ck = self.checkpoint
         if ck is None:
             return
-        if not self.prime.value or ck.vocab.missing(self.prime.value):
-            self._quiet = True
-            try:
+        model = self.model
+        self._quiet = True
+        try:
+            if not self.prime.value or ck.vocab.missing(self.prime.value):
                 self.prime.value = default_prime(ck.vocab)
-            finally:
-                self._quiet = False
+            self.start.disabled = not model.has_state
+            if not model.has_state:
+                self.start.value = "zeros"
+        finally:
+            self._quiet = False
         e = self.entries[self.picker.value]
-        parts = [f"{len(ck.vocab)} characters", f"{ck.config.m} hidden units", f"{e.step:,} updates",
+        parts = [ck.cell, f"{len(ck.vocab)} characters", f"{ck.config.m} hidden units", f"{e.step:,} updates",
                  f"seq length {ck.config.seq_length}"]
+        if not model.has_state:
+            parts.append("no stored state (an older checkpoint): samples start from h = 0")
         extra = "" if not self._skipped else (
             f"<br>Skipped {len(self._skipped)} unreadable checkpoint(s): " + html.escape("; ".join(self._skipped)))
-        self.info.value = _note(" · ".join(parts) + extra)
+        self.info.value = _note(html.escape(" · ".join(parts)) + extra)
         self._result = ""
-        self.output.value = _render_text("", "", "Press Sample to generate text.")
+        self.output.value = _render_text("", "", READY)
         self._refresh_chart()
 
     def _on_change(self, change=None):
@@ -317,11 +349,11 @@ class SamplerUI:
             self.random_seed.value = False      # typing a seed means: use this one
 
     def _refresh_chart(self):
-        ck = self.checkpoint
+        ck, start = self.checkpoint, self.start.value
         temperature, top_p, _, prime = self._settings()
         try:
-            check_sampling_args(ck.vocab, 0, prime, temperature, top_p)
-            _, logits = prime_state(ck.params, ck.vocab, prime)
+            check_sampling_args(ck.vocab, 0, prime, temperature, top_p, allow_empty_prime=start == "state")
+            _, logits = self.model.logits_after(prime, start)
         except (SamplingError, ValueError) as exc:
             self._probs = self._full = self._logits = None
             self.chart.value = _chart_placeholder("—")
@@ -331,14 +363,27 @@ class SamplerUI:
         self._full = distribution(logits, temperature, 1.0)
         self._probs = distribution(logits, temperature, top_p)
         self._show_error("")
-        self.chart.value = _render_chart(prime, self.chart_rows, entropy_bits(self._probs), len(ck.vocab),
-                                         int((self._probs > 0).sum()), self.nucleus_mass, top_p)
+        self.chart.value = _render_chart(prime, start == "state", self.chart_rows, entropy_bits(self._probs),
+                                         len(ck.vocab), int((self._probs > 0).sum()), self.nucleus_mass, top_p)
 
     def _show_error(self, text: str):
+        """Show one error line (or clear it). While an error stands, Sample is off and the old text is
+        cleared, so what is shown always belongs to the settings shown."""
+        had = bool(self._error)
         self._error = text
-        self.message.value = "" if not text else (
-            f'<div class="charrnn-error" style="color: var(--jp-error-color1, #c62828); '
-            f'font-size: 13px; margin: 6px 0 0 0">⚠ {html.escape(text)}</div>')
+        if text:
+            self.message.value = (f'<div class="charrnn-error" style="color: var(--jp-error-color1, #c62828); '
+                                  f'font-size: 13px; margin: 6px 0 0 0">⚠ {html.escape(text)}</div>')
+            self.button.disabled = True
+            self.button.tooltip = f"Sample is off: {text}"
+            self._result = ""
+            self.output.value = _render_text("", "", "Sample is off until the error above is fixed.")
+        else:
+            self.message.value = ""
+            self.button.disabled = not self.entries
+            self.button.tooltip = ""
+            if had:
+                self.output.value = _render_text("", "", READY)
 
 
 def sampler_ui(checkpoint) -> SamplerUI:
@@ -365,12 +410,14 @@ def _chart_placeholder(text: str) -> str:
             f'padding: 8px 0">Next-character distribution: {html.escape(text)}</div>')
 
 
-def _render_chart(prime, rows, entropy, K, kept, mass, top_p) -> str:
+def _render_chart(prime, from_state, rows, entropy, K, kept, mass, top_p) -> str:
     tail = prime[-18:]
     shown = html.escape("".join(visible(c) for c in tail))
+    state = '<i>the carried state</i>' + (" + " if prime else "") if from_state else "h = 0 + "
+    text = (f'<span style="font-family: var(--jp-code-font-family, monospace); background: var(--jp-layout-color2, '
+            f'#eee); padding: 0 3px">{"…" if len(prime) > 18 else ""}{shown}</span>') if prime else ""
     head = (f'<div style="font-size: 12px; color: var(--jp-ui-font-color1); margin-bottom: 4px">'
-            f'Next character after <span style="font-family: var(--jp-code-font-family, monospace); '
-            f'background: var(--jp-layout-color2, #eee); padding: 0 3px">{"…" if len(prime) > 18 else ""}{shown}</span></div>')
+            f'Next character after {state}{text}</div>')
     top = max((p for _, p in rows), default=0) or 1.0
     lines = []
     for ch, p in rows:

@@ -1,4 +1,4 @@
-"""The vanilla RNN: parameters, forward pass and backpropagation through time.
+"""The vanilla RNN (Elman, "Finding structure in time", 1990): the assignment's cell.
 
 Notation follows the assignment. With K characters, m hidden units and a
 sequence of tau steps (x_t, y_t are character ids):
@@ -7,13 +7,21 @@ sequence of tau steps (x_t, y_t are character ids):
     o_t = V h_t + c                  p_t = softmax(o_t)
     loss = - sum_t log p_t[y_t]      (summed over the sequence, not averaged)
 
-Shapes: U (m, K), W (m, m), V (K, m), b (m,), c (K,); hidden states are
-vectors of shape (m,), and per-step quantities are stacked as rows, so H has
-shape (tau+1, m) with H[0] = h_0 and P has shape (tau, K).
+Shapes: U (m, K), W (m, m), V (K, m), b (m,), c (K,). The state is h, (m,)
+for one stream and (B, m) for B streams. Per-step quantities are stacked as
+rows, so H has shape (tau+1, m) with H[0] = h_0 and P has shape (tau, K).
+
+Two implementations of the same maths: `forward`/`backward` take one
+sequence (the assignment's, and the trainer's path at B = 1, kept bit for bit
+since the first version), `forward_batch`/`backward_batch` take B streams at
+once (the cell interface of charrnn.models). `step` is the plain per-step
+reference both are tested against, and what the sampler runs.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from . import output
 
 PARAM_NAMES = ("U", "W", "V", "b", "c")
 
@@ -181,19 +189,98 @@ def check_sequence(params, x_ids, y_ids, h0) -> None:
             raise ValueError(f"{name} holds ids outside 0..{K - 1}")
 
 
-def mean_loss_per_char(params, ids, h0=None, chunk: int = 4096) -> float:
-    """Mean -log p of every next character of `ids`, carrying h across chunks.
+# --------------------------------------------------------------------------- the cell interface
 
-    ids: int array (n,), n >= 2. Returns nats per character.
+def state_size(m: int) -> int:
+    """Entries of one stream's state: h (m,)."""
+    return m
+
+
+def step(params, h, x_id):
+    """One step, the plain reference: feed character x_id with state h (m,).
+
+    Returns (new h (m,), logits o (K,)).
     """
-    _, m = hidden_size(params)
-    h = np.zeros(m, dtype=params["W"].dtype) if h0 is None else h0
-    total, count, ws = 0.0, 0, Workspace.for_params(params, min(chunk, len(ids) - 1))
-    for start in range(0, len(ids) - 1, chunk):
-        x = ids[start:start + chunk]
-        y = ids[start + 1:start + chunk + 1]
-        x = x[:len(y)]
-        loss, h = loss_only(params, x, y, h, ws)
-        total += loss
-        count += len(y)
-    return total / count
+    h = np.tanh(params["W"] @ h + params["U"][:, x_id] + params["b"])
+    return h, params["V"] @ h + params["c"]
+
+
+class BatchWorkspace:
+    """Buffers for B streams of T steps, time-major so each step's rows are contiguous:
+    A (T, B, m) holds U x_t + b; H (T+1, B, m) the states with H[0] = h_0; O (T*B, K) the
+    logits, then p, then dL/do; dA (T, B, m) dL/da_t; D (T, B, m) tanh'(a_t)."""
+
+    def __init__(self, B: int, T: int, K: int, m: int, dtype=np.float64):
+        self.key = (B, T, K, m, np.dtype(dtype))
+        self.A = np.empty((T, B, m), dtype)
+        self.H = np.empty((T + 1, B, m), dtype)
+        self.O = np.empty((T * B, K), dtype)
+        self.dA = np.empty((T, B, m), dtype)
+        self.D = np.empty((T, B, m), dtype)
+        self.eye = np.eye(K, dtype=dtype)
+        self.rows = np.arange(T * B)
+
+
+def workspace(B: int, T: int, K: int, m: int, dtype=np.float64):
+    """The buffers forward_batch needs: at B = 1 the single-sequence Workspace (the assignment's path)."""
+    return Workspace(T, K, m, dtype) if B == 1 else BatchWorkspace(B, T, K, m, dtype)
+
+
+def forward_batch(params, X, Y, H0, ws):
+    """Forward pass over B streams of T steps.
+
+    X, Y: int arrays (B, T) of input and target ids; H0: (B, m); ws: from workspace(B, T, K, m).
+    Returns (loss summed over all B*T positions, cache for backward_batch).
+    """
+    if isinstance(ws, Workspace):                   # one stream: the assignment's code, bit for bit
+        return forward(params, X[0], Y[0], H0[0], ws)
+    U, W, V, b, c = params["U"], params["W"], params["V"], params["b"], params["c"]
+    T = X.shape[1]
+    xs, ys = X.T, Y.T.ravel()                        # (T, B) and (T*B,), rows ordered t-major like O
+    A, H = ws.A, ws.H
+    np.add(U.T[xs], b, A)                            # (T, B, m): U x_t + b, a column lookup per position
+    H[0] = H0
+    WT, tanh = W.T, np.tanh
+    for t in range(T):                               # the recurrence: h_t = tanh(W h_{t-1} + U x_t + b)
+        np.dot(H[t], WT, H[t + 1])
+        H[t + 1] += A[t]
+        tanh(H[t + 1], H[t + 1])
+    m = H.shape[2]
+    loss = output.forward(V, c, H[1:].reshape(T * len(H0), m), ys, ws.O, ws.rows)
+    return loss, (xs, ys, ws)
+
+
+def final_state(cache) -> np.ndarray:
+    """h_T (B, m) after forward_batch: a copy."""
+    ws = cache[2]
+    return ws.H[-1][None].copy() if isinstance(ws, Workspace) else ws.H[-1].copy()
+
+
+def backward_batch(params, cache, out=None):
+    """Gradients of the summed loss over B streams, by backpropagation through time.
+
+    cache: from forward_batch. out: optional dict of arrays shaped like params to write into.
+    Returns (grads dict shaped like params, h_T (B, m)).
+    """
+    if out is None:
+        out = {k: np.empty_like(v) for k, v in params.items()}
+    xs, ys, ws = cache
+    if isinstance(ws, Workspace):
+        grads, h = backward(params, cache, out)
+        return grads, h[None]
+    W, V = params["W"], params["V"]
+    H, dA, D = ws.H, ws.dA, ws.D
+    T, B, m = dA.shape
+    H1 = H[1:]
+    output.backward(V, H1.reshape(T * B, m), ys, ws.O, ws.rows, dA.reshape(T * B, m), out["V"], out["c"])
+    np.multiply(H1, H1, D)
+    np.subtract(1.0, D, D)                           # (T, B, m): tanh'(a_t) = 1 - h_t^2
+    dA[-1] *= D[-1]
+    for t in range(T - 2, -1, -1):                   # dL/da_t = (output part + W^T dL/da_{t+1}) * tanh'(a_t)
+        dA[t] += dA[t + 1].dot(W)
+        dA[t] *= D[t]
+    dA2 = dA.reshape(T * B, m)
+    np.dot(dA2.T, ws.eye[xs.ravel()], out["U"])      # (m, K): per input character, the sum of its dA rows
+    np.dot(dA2.T, H[:-1].reshape(T * B, m), out["W"])   # (m, m): sum over positions of dA_t h_{t-1}^T
+    np.add.reduce(dA2, 0, out=out["b"])
+    return out, H[T].copy()
