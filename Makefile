@@ -30,8 +30,10 @@ corpus: setup
 test: setup sysdeps corpus
 	$(PY) -m pytest
 
+# make report [SETTINGS=my.toml] [CORPUS=data/goblet_book.txt] [ONLY=03] [FORCE=1 | FORCE='assignment*']
 report: setup sysdeps corpus
-	$(PY) -m charrnn.report $(if $(FORCE),--force)
+	$(PY) -m charrnn.report $(if $(SETTINGS),--settings '$(SETTINGS)') $(if $(CORPUS),--corpus '$(CORPUS)') \
+		$(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force $(foreach f,$(filter-out 1,$(FORCE)),'$(f)'))
 
 bench: setup corpus
 	$(PY) -m charrnn bench

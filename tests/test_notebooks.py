@@ -19,13 +19,13 @@ from charrnn import report
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
-FIGURES = ("01_char_frequencies", "03_smooth_loss", "06a_validation", "06b_optimisers", "06c_hidden_size",
-           "06e_speed", "06f_best_model")
+FIGURES = ("01_char_frequencies", "03_smooth_loss", "04_start_state", "06a_validation", "06b_optimisers",
+           "06c_hidden_size", "06e_speed", "07_cells", "07_budget")
 
 
 @functools.lru_cache(maxsize=None)
 def quick_build():
-    """Execute notebooks 01-04 and 06 in the quick profile, once per session.
+    """Execute the report's notebooks in the quick profile, once per session.
 
     Returns (base directory, kernel environment, {notebook: None or the error line}).
     """
@@ -33,7 +33,8 @@ def quick_build():
     atexit.register(shutil.rmtree, base, ignore_errors=True)
     env = {**os.environ, "CHARRNN_PROFILE": "quick", "CHARRNN_RUNS": str(base / "runs"),
            "CHARRNN_FIGURES": str(base / "figures")}
-    env.pop("CHARRNN_FORCE_BEFORE", None)
+    for k in ("CHARRNN_FORCE_BEFORE", "CHARRNN_FORCE_RUNS", "CHARRNN_SETTINGS", "CHARRNN_CORPUS"):
+        env.pop(k, None)
     errors = {}
     for name in report.NOTEBOOKS:
         try:

@@ -16,6 +16,7 @@ import pytest
 
 from charrnn import TrainConfig, report, runs
 from charrnn.corpus import Corpus
+from charrnn.settings import PROFILES, settings
 from test_notebooks import FIGURES, quick_build
 
 TOOLS = ("xelatex", "pandoc", "pdftotext", "pdfimages")
@@ -91,6 +92,23 @@ def test_force_before_retrains_old_runs_only_once(corpus, monkeypatch):
     assert len(calls) == 2
 
 
+def test_runs_trained_in_worker_processes_equal_runs_trained_here(corpus, monkeypatch, tmp_path):
+    """run_many trains the seeds of the spread two at a time in spawned processes (one BLAS thread each);
+    the result must be the same bits as training them one after the other in this process."""
+    jobs = {f"s{k}": CFG.replace(seed=k) for k in range(3)}
+    parallel = runs.run_many(jobs, corpus, workers=2)
+    assert all((runs.run_dir(n) / "run.json").exists() for n in jobs)
+    monkeypatch.setenv("CHARRNN_RUNS", str(tmp_path / "sequential"))
+    sequential = runs.run_many(jobs, corpus, workers=1)
+    for n in jobs:
+        for k in parallel[n].params:
+            assert np.array_equal(parallel[n].params[k], sequential[n].params[k]), (n, k)
+        assert parallel[n].samples == sequential[n].samples and parallel[n].best_step == sequential[n].best_step
+    calls = counting_train(monkeypatch)
+    runs.run_many(jobs, corpus, workers=2)          # all finished: nothing is trained again
+    assert calls == []
+
+
 def test_cached_results_are_recomputed_when_the_key_changes(corpus):
     calls = []
     compute = lambda: calls.append(1) or {"x": len(calls)}   # noqa: E731
@@ -99,29 +117,30 @@ def test_cached_results_are_recomputed_when_the_key_changes(corpus):
     assert runs.cached("b", {"k": 2}, compute) == {"x": 2}
 
 
-@pytest.mark.parametrize("name", runs.PROFILES)
+@pytest.mark.parametrize("name", PROFILES)
 def test_every_profile_shows_eleven_evolution_samples(name):
-    prof = runs.profile(name)
-    cfg = prof.assignment_config(1_158_240)
-    assert prof.updates // prof.sample_every + 1 == 11
-    assert cfg.n_updates >= prof.updates and cfg.sample_every == prof.sample_every
+    s = settings(profile=name)
+    a = s["assignment"]
+    cfg = runs.assignment_config(s, 1_158_240)
+    assert a["updates"] // a["sample_every"] + 1 == 11
+    assert cfg.n_updates >= a["updates"] and cfg.sample_every == a["sample_every"]
 
 
 def test_the_full_profile_is_the_assignment():
-    cfg = runs.profile("full").assignment_config(1_100_000)
-    assert (cfg.m, cfg.seq_length, cfg.eta, cfg.optimizer, cfg.n_updates) == (100, 25, 0.1, "adagrad", 100_000)
-    assert runs.profile("full").assignment_config(2_000_000).n_updates == 2 * ((2_000_000 - 26) // 25 + 1)
+    s = settings(profile="full")
+    cfg = runs.assignment_config(s, 1_100_000)
+    assert (cfg.m, cfg.seq_length, cfg.eta, cfg.optimizer, cfg.n_updates, cfg.batch_size, cfg.cell,
+            cfg.reset_prob) == (100, 25, 0.1, "adagrad", 100_000, 1, "rnn", 0.0)
+    assert runs.assignment_config(s, 2_000_000).n_updates == 2 * ((2_000_000 - 26) // 25 + 1)
+    jobs = runs.assignment_runs(s, 1_100_000)
+    assert list(jobs) == ["assignment"] + [f"assignment-seed{k}" for k in s["assignment"]["spread_seeds"]]
+    assert len(jobs) >= 5 and {c.seed for c in jobs.values()} == {0, *s["assignment"]["spread_seeds"]}
 
 
 def test_an_unknown_profile_is_refused(monkeypatch):
     monkeypatch.setenv("CHARRNN_PROFILE", "fast")
     with pytest.raises(ValueError, match="full, quick"):
-        runs.profile()
-
-
-def test_word_diversity():
-    d = runs.word_diversity("the cat the dog zzq", {"the", "cat", "dog"})
-    assert d == {"words": 5, "distinct": 4, "distinct_fraction": 0.8, "in_corpus": 0.8}
+        settings()
 
 
 # --------------------------------------------------------------------------- the pipeline without TeX
@@ -213,9 +232,11 @@ def quick_history(pdf, name="assignment"):
 
 def test_pdf_has_the_title_block_and_every_section(pdf):
     text = pdf["text"]
-    for title in (report.TITLE, "Ada Lovelace & Bob", "corpus.txt", "The data", "Checking the gradients",
-                  "Training", "How the text evolves", "Beyond the assignment", "(a) Held-out loss",
-                  "(b) Optimisers", "(c) Hidden size", "(d) Temperature", "(e) Speed", "(f) The best model"):
+    for title in (settings()["title"], "Ada Lovelace & Bob", "corpus.txt", "The data", "Checking the gradients",
+                  "Training", "How the text evolves", "The state the model was trained in", "Beyond the assignment",
+                  "(a) Held-out loss", "(b) Optimisers", "(c) Hidden size", "(d) Temperature", "(e) Speed",
+                  "(f) Teaching the model to start from zeros", "Beyond the vanilla RNN",
+                  "Checking the gradients of every cell", "Three cells, the same time", "The best model in a fixed time"):
         assert title in text, f"{title!r} is missing from the PDF"
 
 
@@ -233,7 +254,7 @@ def test_pdf_has_the_gradient_check_tables(pdf):
 
 def test_pdf_has_the_eleven_evolution_samples_verbatim(pdf):
     history = quick_history(pdf)
-    samples = [s for s in history.samples if s["step"] <= runs.QUICK.updates]
+    samples = [s for s in history.samples if s["step"] <= settings(profile="quick")["assignment"]["updates"]]
     assert len(samples) == 11
     for s in samples:
         assert re.sub(r"\s+", "", s["text"]) in pdf["flat"], f"the sample at step {s['step']} is not in the PDF"
@@ -243,7 +264,7 @@ def test_pdf_has_the_eleven_evolution_samples_verbatim(pdf):
 
 def test_pdf_has_the_1000_character_passage_verbatim(pdf):
     history = quick_history(pdf)
-    passage = runs.best_passage(history, 1000)
+    passage = history.model(best=True).sample(1000, seed=0)
     assert len(passage) == 1000
     assert re.sub(r"\s+", "", passage) in pdf["flat"]
     assert "1,000 characters from the best model" in pdf["text"]

@@ -75,10 +75,17 @@ def _label(ch: str) -> str:
     return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(ch, ch)
 
 
-def smooth_loss(history, title: str | None = None):
-    """Smooth loss against update step, with epoch boundaries as dashed lines."""
+def smooth_loss(history, title: str | None = None, spread=()):
+    """Smooth loss against update step, with epoch boundaries as dashed lines; with spread (Histories of
+    the same run under other seeds, history among them), the band between their lowest and highest."""
     fig, ax = _figure()
-    ax.plot(history.steps, history.smooth_loss, color="tab:blue", lw=1.2, label="smooth loss")
+    if len(spread) > 1:
+        n = min(len(h.smooth_loss) for h in spread)
+        band = np.array([h.smooth_loss[:n] for h in spread])
+        ax.fill_between(history.steps[:n], band.min(0), band.max(0), color="tab:blue", alpha=0.18, lw=0,
+                        label=f"range over {len(spread)} seeds")
+    ax.plot(history.steps, history.smooth_loss, color="tab:blue", lw=1.2,
+            label="smooth loss" + (f" (seed {history.config.get('seed', 0)})" if len(spread) > 1 else ""))
     for i, s in enumerate(history.epoch_steps):
         ax.axvline(s, color="0.4", ls="--", lw=0.8)
         ax.annotate(f"epoch {i + 2}", (s, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
@@ -136,4 +143,51 @@ def speed(result: dict):
     ax.set_xlim(0, max(values) * 1.15)
     ax.set_xlabel("updates per second (higher is better)")
     ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def start_curves(losses: dict, K: int, window: int = 5):
+    """Loss per position of random stretches read from h = 0 and from the stored state, one panel per
+    model ({label: startstate.stretch_losses(...)}): the mean over all stretches from each start, moving
+    averages over window positions, and, thin, each stretch that stays stuck from h = 0."""
+    from .startstate import stuck
+    fig, axes = _figure(3.0, len(losses))
+    axes = np.atleast_1d(axes)
+    kernel = np.ones(window) / window
+
+    def smooth(y):
+        return np.arange(len(y) - window + 1) + window // 2 + 1, np.convolve(y, kernel, mode="valid")
+
+    for ax, (label, L) in zip(axes, losses.items()):
+        bad = stuck(L["zeros"], K)
+        for row in L["zeros"][bad][:12]:
+            ax.plot(*smooth(row), color="tab:red", lw=0.5, alpha=0.35)
+        for start, color, name in (("zeros", "tab:red", "from h = 0 (mean)"),
+                                   ("state", "tab:blue", "from the stored state (mean)")):
+            if start in L:
+                ax.plot(*smooth(L[start].mean(0)), color=color, lw=1.4, label=name)
+        ax.axhline(np.log(K), color="0.4", ls=":", lw=0.8)
+        ax.annotate("uniform guess", (1, np.log(K)), xycoords=("axes fraction", "data"), xytext=(-3, 3),
+                    textcoords="offset points", ha="right", fontsize=7, color="0.3")
+        _style(ax, "position in the stretch (characters)", "loss (nats per character)",
+               f"{label}: {bad.sum()} of {len(bad)} stuck from h = 0")
+        top = max([np.log(K) * 1.6] + [smooth(row)[1].max() * 1.05 for row in L["zeros"][bad][:12]])
+        ax.set_ylim(0, min(top, 4 * np.log(K)))
+        ax.legend(fontsize=7, loc="upper center")
+    return fig
+
+
+def val_vs_seconds(histories: dict, title: str | None = None):
+    """Held-out loss against seconds of training, one line per run ({label: History})."""
+    fig, ax = _figure()
+    for i, (label, h) in enumerate(histories.items()):
+        ax.plot(h.val_seconds, h.val_loss, "-", color=f"C{i}", lw=1.3, label=f"{label} ({h.val_loss[-1]:.3f})")
+    ax.set_xlabel("seconds of training")
+    ax.set_ylabel("held-out loss (nats per character)")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    lo = min(min(h.val_loss) for h in histories.values())
+    ax.set_ylim(lo - 0.05, lo + 1.2)
+    ax.legend(fontsize=8)
     return fig

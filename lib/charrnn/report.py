@@ -1,14 +1,21 @@
 """The PDF report: execute the numbered notebooks, merge them, typeset report/report.pdf.
 
-    python -m charrnn.report [--force] [--author NAME] [--out DIR] [--timeout SECONDS]
+    python -m charrnn.report [--settings FILE] [--corpus FILE] [--only NN ...] [--force [NAME ...]]
+                             [--author NAME] [--out DIR] [--timeout SECONDS]
 
-Steps: execute notebooks 01-04 and 06 in order (nbclient, a timeout per cell,
-the kernel started in notebooks/ with paths resolved from the repository root),
-save them under report/build/, merge them into one notebook (metadata: title,
-authors, date, corpus), export that to HTML, then to PDF with
-`jupyter nbconvert --to pdf --no-input` and the template in templates/, and
-move the PDF to report/report.pdf (atomically). Without xelatex or pandoc the
-build stops after the HTML export with one line naming the Debian packages.
+Steps: execute the numbered notebooks of the report in order (nbclient, a
+timeout per cell, the kernel started in notebooks/ with paths resolved from
+the repository root, the settings of report.toml), save them under
+report/build/, merge them into one notebook (metadata: title, authors, date,
+corpus), export that to HTML and to LaTeX (report/build/report.tex and its
+figures, for editing), then to PDF with `jupyter nbconvert --to pdf
+--no-input` and the template in templates/, and move the PDF to
+report/report.pdf (atomically). Without xelatex or pandoc the build stops
+after the HTML and LaTeX exports with one line naming the Debian packages.
+
+--only 03 executes that notebook again and rebuilds the PDF with the stored
+outputs of the others; --force retrains every run, --force NAME the runs
+whose names match (shell patterns, e.g. 'assignment*').
 
 Also here: Table and TextBlock, the two displays the notebooks use for tables
 and sampled text; each renders as HTML in Jupyter and as LaTeX in the PDF.
@@ -29,8 +36,8 @@ from pathlib import Path
 from .fileio import write_atomic
 from .paths import repo_root
 
-NOTEBOOKS = ("01_data", "02_gradient_check", "03_training", "04_text_evolution", "06_beyond")
-TITLE = "A character-level vanilla RNN in NumPy"
+NOTEBOOKS = ("01_data", "02_gradient_check", "03_training", "04_text_evolution", "06_beyond", "07_cells")
+TITLE = "A character-level RNN in NumPy"          # report.toml's title replaces it
 DEBIAN_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc"
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "charrnn_pdf.tex.j2"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -231,11 +238,11 @@ def missing_tools() -> list[str]:
 
 def export(merged_path: Path, fmt: str, out_dir: Path) -> Path:
     """`jupyter nbconvert --to fmt --no-input` of merged_path into out_dir; returns the file written."""
-    template = ["--template-file", str(TEMPLATE)] if fmt == "pdf" else []
+    template = ["--template-file", str(TEMPLATE)] if fmt in ("pdf", "latex") else []
     cmd = [sys.executable, "-m", "nbconvert", "--to", fmt, "--no-input", "--no-prompt", *template,
            "--output-dir", str(out_dir), str(merged_path)]
     run = subprocess.run(cmd, capture_output=True, text=True)
-    out = out_dir / (merged_path.stem + (".pdf" if fmt == "pdf" else ".html"))
+    out = out_dir / (merged_path.stem + {"pdf": ".pdf", "latex": ".tex", "html": ".html"}[fmt])
     if run.returncode != 0 or not out.exists():
         log = out_dir / f"nbconvert-{fmt}.log"
         log.write_text(run.stdout + run.stderr)
@@ -244,19 +251,20 @@ def export(merged_path: Path, fmt: str, out_dir: Path) -> Path:
     return out
 
 
-def build_pdf(executed, out_pdf: Path, build_dir: Path, authors=None, corpus: str = "") -> Path:
-    """Merge executed notebooks, export HTML, then the PDF, and move it to out_pdf atomically."""
+def build_pdf(executed, out_pdf: Path, build_dir: Path, authors=None, corpus: str = "", title: str = TITLE) -> Path:
+    """Merge executed notebooks, export HTML and LaTeX, then the PDF, and move it to out_pdf atomically."""
     import nbformat
-    merged = merge(executed, TITLE, authors or default_authors(), corpus)
+    merged = merge(executed, title, authors or default_authors(), corpus)
     build_dir.mkdir(parents=True, exist_ok=True)
     merged_path = build_dir / "report.ipynb"
     nbformat.write(merged, merged_path)
     export(merged_path, "html", build_dir)
+    export(merged_path, "latex", build_dir)
     missing = missing_tools()
     if missing:
         raise BuildError(f"{' and '.join(missing)} not found: install the Debian packages {DEBIAN_PACKAGES} "
-                         f"(apt-get install --no-install-recommends ...); the executed notebooks and "
-                         f"{build_dir / 'report.html'} are ready")
+                         f"(apt-get install --no-install-recommends ...); the executed notebooks, "
+                         f"{build_dir / 'report.html'} and {build_dir / 'report.tex'} are ready")
     pdf = export(merged_path, "pdf", build_dir)
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out_pdf, lambda f: f.write(pdf.read_bytes()))
@@ -265,42 +273,100 @@ def build_pdf(executed, out_pdf: Path, build_dir: Path, authors=None, corpus: st
 
 def corpus_description(path) -> str:
     """'shakespeare.txt (1,158,240 characters)'."""
-    from .corpus import load_text
-    return f"{Path(path).name} ({len(load_text(path)):,} characters)"
+    from .corpus import Corpus
+    return f"{Path(path).name} ({len(Corpus.from_file(path)):,} characters)"
 
 
-def build(out_dir: Path | None = None, force: bool = False, authors=None, timeout: int = 1800,
-          notebooks=NOTEBOOKS) -> Path:
-    """The whole pipeline; returns the PDF path. Raises BuildError with one line on failure."""
-    from .corpus import default_corpus_path
+def pick(only) -> list[str]:
+    """The notebooks named by `only` ("03", "03_training" or "03_training.ipynb"); BuildError for others."""
+    picked = []
+    for o in only:
+        stem = Path(o).stem
+        found = [n for n in NOTEBOOKS if n == stem or n.split("_")[0] == stem]
+        if not found:
+            raise BuildError(f"--only {o}: no such report notebook (choose from {', '.join(NOTEBOOKS)})")
+        picked += found
+    return picked
+
+
+def build(out_dir: Path | None = None, force=False, authors=None, timeout: int = 1800, notebooks=NOTEBOOKS,
+          only=(), settings_path=None, corpus=None) -> Path:
+    """The whole pipeline; returns the PDF path. Raises BuildError with one line on failure.
+
+    force: True retrains every run, a list of names (shell patterns) those runs only.
+    only: notebooks to execute again; the others' stored outputs under out_dir/build are reused.
+    settings_path, corpus: a settings file over report.toml, a corpus file (env CHARRNN_SETTINGS, CHARRNN_CORPUS).
+    """
+    from .runs import corpus_path
+    from .settings import SettingsError, settings
     out_dir = Path(out_dir) if out_dir else repo_root() / "report"
     build_dir = out_dir / "build"
     build_dir.mkdir(parents=True, exist_ok=True)
-    corpus = default_corpus_path(build=True)
     env = dict(os.environ)
+    if settings_path:
+        env["CHARRNN_SETTINGS"] = str(Path(settings_path).resolve())
+    if corpus:
+        env["CHARRNN_CORPUS"] = str(Path(corpus).resolve())
+    try:
+        with _environ(env):
+            s = settings()
+            corpus_file = corpus_path(s)
+            description = corpus_description(corpus_file)
+    except (SettingsError, OSError, ValueError) as exc:
+        raise BuildError(str(exc)) from None
     if force:
         env["CHARRNN_FORCE_BEFORE"] = str(time.time())
-    executed = []
-    for name in notebooks:
+        if force is not True:
+            env["CHARRNN_FORCE_RUNS"] = ",".join(force)
+    todo = pick(only) if only else list(notebooks)
+    missing = [n for n in notebooks if n not in todo and not (build_dir / f"{n}.ipynb").exists()]
+    if missing:
+        raise BuildError(f"--only needs the stored outputs of the other notebooks, and {build_dir / missing[0]}.ipynb "
+                         f"is missing: run the whole build once first")
+    for name in todo:
         t0 = time.perf_counter()
         print(f"report: executing {name}.ipynb ...", flush=True)
-        executed.append(execute_notebook(notebooks_dir() / f"{name}.ipynb", build_dir / f"{name}.ipynb",
-                                         env=env, timeout=timeout))
+        execute_notebook(notebooks_dir() / f"{name}.ipynb", build_dir / f"{name}.ipynb", env=env, timeout=timeout)
         print(f"report: {name}.ipynb done in {time.perf_counter() - t0:.0f} s", flush=True)
     print("report: typesetting ...", flush=True)
-    return build_pdf(executed, out_dir / "report.pdf", build_dir, authors, corpus_description(corpus))
+    return build_pdf([build_dir / f"{n}.ipynb" for n in notebooks], out_dir / "report.pdf", build_dir,
+                     authors or s["authors"] or None, description, s["title"] or TITLE)
+
+
+class _environ:
+    """Within `with`, os.environ is env."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def __enter__(self):
+        self.old = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(self.env)
+
+    def __exit__(self, *exc):
+        os.environ.clear()
+        os.environ.update(self.old)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m charrnn.report", description=__doc__.splitlines()[0])
-    parser.add_argument("--force", action="store_true", help="retrain every run instead of reusing finished ones")
-    parser.add_argument("--author", action="append", help="author name (repeatable; default: git user.name)")
+    parser.add_argument("--settings", help="settings file laid over report.toml (default: report.toml alone)")
+    parser.add_argument("--corpus", help="text file to train on (default: the settings' corpus)")
+    parser.add_argument("--only", nargs="+", default=(), metavar="NN",
+                        help="execute only these notebooks (e.g. 03) and reuse the stored outputs of the others")
+    parser.add_argument("--force", nargs="*", metavar="NAME",
+                        help="retrain runs instead of reusing them: every run, or those named (shell patterns)")
+    parser.add_argument("--author", action="append", help="author name (repeatable; default: the settings' "
+                                                          "authors, else git user.name)")
     parser.add_argument("--out", help="output directory (default: report/ in the repository)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per notebook cell")
     args = parser.parse_args(argv)
+    force = False if args.force is None else (args.force or True)
     t0 = time.perf_counter()
     try:
-        pdf = build(args.out, args.force, args.author, args.timeout)
+        pdf = build(args.out, force, args.author, args.timeout, only=args.only, settings_path=args.settings,
+                    corpus=args.corpus)
     except BuildError as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 1
@@ -308,7 +374,7 @@ def main(argv=None) -> int:
         print("report: interrupted; finished and checkpointed runs are kept, run it again to resume",
               file=sys.stderr)
         return 130
-    print(f"report: wrote {pdf} in {time.perf_counter() - t0:.0f} s")
+    print(f"report: wrote {pdf} in {time.perf_counter() - t0:.0f} s (LaTeX source: {pdf.parent / 'build' / 'report.tex'})")
     return 0
 
 

@@ -7,111 +7,120 @@ trainer's checkpoints: last.npz, best.npz and history.json. `run(name, config)`
 - resumes an unfinished one (an interrupted `make report`) from its last.npz,
 - and otherwise trains from scratch.
 
-Profiles (env CHARRNN_PROFILE): `full` (default: the assignment's numbers) and
-`quick` (a few thousand updates, tiny experiments; the same code paths, for tests).
-Env CHARRNN_FORCE_BEFORE=<unix time>: runs finished before then are retrained
-(`make report FORCE=1` sets it once per build, so a run trained in this build is
-not trained again by the next notebook that loads it).
+A run's configuration comes from the report's settings (report.toml, see
+charrnn.settings) through the *_config functions below, so changing one run's
+settings retrains that run only. `run_many` trains several runs at once in
+worker processes, one BLAS thread each.
+
+Env CHARRNN_FORCE_BEFORE=<unix time>: runs finished before then are retrained,
+only those whose names match one of the shell patterns in env
+CHARRNN_FORCE_RUNS (comma-separated) when that is set. `make report FORCE=1`
+sets the time once per build, so a run trained in this build is not trained
+again by the next notebook that loads it.
 """
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import json
+import multiprocessing
 import os
-import re
 import shutil
 import time
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from .checkpoint import CheckpointError, load_checkpoint
-from .config import TrainConfig
+from .checkpoint import VERSION, CheckpointError, load_checkpoint
+from .config import PRESETS, TrainConfig
 from .corpus import Corpus, default_corpus_path
 from .fileio import write_json_atomic
-from .paths import runs_dir
-from .sampling import sample
+from .paths import repo_root, runs_dir
+from .settings import settings as load_settings
 from .trainer import History, train, updates_per_epoch
-from .vocab import Vocabulary
 
-PROFILES = ("full", "quick")
 # Config fields that do not change what a finished run is.
 _IGNORED = {"checkpoint_dir", "resume", "checkpoint_every", "log_every"}
 
 
-@dataclass(frozen=True)
-class Profile:
-    """How much work each notebook does."""
-    name: str
-    updates: int                 # the assignment run (notebook 03): 100,000 updates
-    sample_every: int            # its text-evolution samples: 11 of them from step 0 to `updates`
-    min_epochs: int              # ...run on to this many full epochs on a larger corpus (0: never)
-    experiment_updates: int      # each run of the comparisons in notebook 06
-    val_every: int               # validation interval of those runs
-    optimizers: tuple            # (name, learning rate) pairs compared in 06 (b)
-    hidden_sizes: tuple          # m compared in 06 (c)
-    gradcheck_entries: int       # sampled entries of the m = 100 gradient check
-    bench_updates: int           # updates per round of the speed comparison, 06 (e)
-    bench_rounds: int
-    best_budget: float           # seconds of the "best model" run, 06 (f)
-    best_val_every: int          # its validation interval (each validation reads the held-out 10%)
-    passage_length: int = 1000   # characters of the passages from the best models
-    seed: int = 0
+# --------------------------------------------------------------------------- the report's runs
 
-    def assignment_config(self, n_chars: int) -> TrainConfig:
-        """The assignment's run: m=100, seq_length=25, AdaGrad eta=0.1, `updates` updates
-        (or min_epochs full epochs, whichever is more), no validation split."""
-        n = self.updates
-        if self.min_epochs:
-            n = max(n, self.min_epochs * updates_per_epoch(n_chars, 25))
-        return TrainConfig(m=100, seq_length=25, optimizer="adagrad", eta=0.1, n_updates=n,
-                           sample_every=self.sample_every, sample_length=200, seed=self.seed,
-                           log_every=max(1, min(100, self.updates // 200)))
-
-    def experiment_config(self, **changes) -> TrainConfig:
-        """One run of the comparisons: the assignment's settings on `experiment_updates`
-        updates, with the last 10% of the text held out, changed by `changes`."""
-        base = TrainConfig(n_updates=self.experiment_updates, val_fraction=0.1, val_every=self.val_every,
-                           sample_length=0, seed=self.seed, log_every=max(1, min(100, self.experiment_updates // 200)))
-        return base.replace(**changes)
+def corpus_path(s=None) -> Path:
+    """The report's corpus: the settings' `corpus` (relative to the repository root), else the default."""
+    s = s or load_settings()
+    if s.get("corpus"):
+        p = Path(s["corpus"]).expanduser()
+        return p if p.is_absolute() else repo_root() / p
+    return default_corpus_path(build=True)
 
 
-FULL = Profile(
-    name="full", updates=100_000, sample_every=10_000, min_epochs=2,
-    experiment_updates=20_000, val_every=4_000,
-    optimizers=(("adagrad", 0.1), ("rmsprop", 0.001), ("adam", 0.001)),   # each at its usual rate
-    hidden_sizes=(50, 100, 200), gradcheck_entries=200,
-    bench_updates=1_000, bench_rounds=15, best_budget=180.0, best_val_every=20_000,
-)
-QUICK = Profile(
-    name="quick", updates=2_000, sample_every=200, min_epochs=0,
-    experiment_updates=400, val_every=200,
-    optimizers=FULL.optimizers, hidden_sizes=(20, 50, 100), gradcheck_entries=30,
-    bench_updates=100, bench_rounds=1, best_budget=4.0, best_val_every=500,
-)
+def assignment_config(s, n_chars: int, seed: int | None = None) -> TrainConfig:
+    """The assignment's run: AdaGrad, one stream, no validation split; `updates` updates, or
+    `min_epochs` whole epochs if that is more."""
+    a = s["assignment"]
+    n = a["updates"]
+    if a["min_epochs"]:
+        n = max(n, a["min_epochs"] * updates_per_epoch(n_chars, a["seq_length"]))
+    return TrainConfig(m=a["m"], seq_length=a["seq_length"], optimizer="adagrad", eta=a["eta"], sigma=a["sigma"],
+                       n_updates=n, sample_every=a["sample_every"], sample_length=a["sample_length"],
+                       seed=a["seed"] if seed is None else seed, log_every=max(1, min(100, a["updates"] // 200)))
 
 
-def profile(name: str | None = None) -> Profile:
-    """The settings of profile `name`, or of env CHARRNN_PROFILE (default "full")."""
-    name = (name or os.environ.get("CHARRNN_PROFILE") or "full").strip().lower()
-    if name not in PROFILES:
-        raise ValueError(f"CHARRNN_PROFILE must be one of {', '.join(PROFILES)}, got {name!r}")
-    return FULL if name == "full" else QUICK
+def assignment_runs(s, n_chars: int) -> dict:
+    """{run name: config} of the main assignment run and its spread seeds."""
+    jobs = {"assignment": assignment_config(s, n_chars)}
+    for seed in s["assignment"]["spread_seeds"]:
+        if seed != s["assignment"]["seed"]:
+            jobs[f"assignment-seed{seed}"] = assignment_config(s, n_chars, seed).replace(sample_length=0)
+    return jobs
 
 
-def run_dir(name: str, prof: Profile | None = None) -> Path:
+def experiment_config(s, **changes) -> TrainConfig:
+    """One run of notebook 06's comparisons: the assignment's settings on `updates` updates, with the
+    text's tail held out, changed by `changes`."""
+    e, a = s["experiments"], s["assignment"]
+    base = TrainConfig(m=a["m"], seq_length=a["seq_length"], eta=a["eta"], sigma=a["sigma"],
+                       n_updates=e["updates"], val_fraction=e["val_fraction"], val_every=e["val_every"],
+                       dtype=e["dtype"], sample_length=0, seed=a["seed"],
+                       log_every=max(1, min(100, e["updates"] // 200)))
+    return base.replace(**changes)
+
+
+def cell_config(s, cell: str) -> TrainConfig:
+    """A run of notebook 07's comparison: the budget preset with the cell's own table, for `seconds`."""
+    c = s["cells"]
+    return _budgeted(s, {**PRESETS[s["budget"]["preset"]], **c[cell], "cell": cell}, c["seconds"], c["val_every"])
+
+
+def budget_config(s) -> TrainConfig:
+    """The best model in a fixed time: the preset (with any settings the [budget] table adds) for `seconds`."""
+    b = s["budget"]
+    extra = {k: v for k, v in b.items() if k not in ("seconds", "preset", "val_every")}
+    return _budgeted(s, {**PRESETS[b["preset"]], **extra}, b["seconds"], b["val_every"])
+
+
+def _budgeted(s, fields: dict, seconds: float, val_every: int) -> TrainConfig:
+    return TrainConfig(**{**fields, "time_budget": float(seconds), "val_every": val_every,
+                          "val_fraction": s["experiments"]["val_fraction"], "seed": s["assignment"]["seed"],
+                          "sample_length": 0, "log_every": 10})
+
+
+# --------------------------------------------------------------------------- train or reuse
+
+def run_dir(name: str, prof: str | None = None) -> Path:
     """runs/NAME in the full profile, runs/quick/NAME in the quick one (so tests never clobber real runs)."""
-    prof = prof or profile()
-    return runs_dir() / name if prof.name == "full" else runs_dir() / prof.name / name
+    prof = prof or load_settings().profile
+    return runs_dir() / name if prof == "full" else runs_dir() / prof / name
 
 
 def load_corpus(corpus=None) -> Corpus:
-    """A Corpus from a Corpus, a path, or None (the default corpus, built if missing)."""
+    """A Corpus from a Corpus, a path, or None (the report's corpus, built if missing)."""
     if isinstance(corpus, Corpus):
         return corpus
-    return Corpus.from_file(corpus if corpus is not None else default_corpus_path(build=True))
+    return Corpus.from_file(corpus if corpus is not None else corpus_path())
 
 
 def run(name: str, config: TrainConfig, corpus=None, force: bool = False, progress: bool = True) -> History:
-    """The History (with params and best_params) of run NAME trained with config on corpus.
+    """The History (with parameters and states) of run NAME trained with config on corpus.
 
     Reuses runs/NAME when it finished with the same config and corpus, resumes it
     when it stopped part-way, and trains from scratch otherwise or when force=True.
@@ -119,7 +128,7 @@ def run(name: str, config: TrainConfig, corpus=None, force: bool = False, progre
     corpus = load_corpus(corpus)
     d = run_dir(name)
     state, ck = _state(d, config, corpus)
-    if force or _forced(d):
+    if force or _forced(d, name):
         state = "fresh"
     if state == "finished":
         return _history_of(ck)
@@ -134,31 +143,58 @@ def run(name: str, config: TrainConfig, corpus=None, force: bool = False, progre
     return history
 
 
+def run_many(jobs: dict, corpus=None, workers: int = 2, force: bool = False) -> dict:
+    """{name: History} of several runs ({name: config}), those that need training trained `workers` at a
+    time in separate processes (each with one BLAS thread), the others reused."""
+    corpus = load_corpus(corpus)
+    todo = [n for n, cfg in jobs.items() if force or _forced(run_dir(n), n) or _state(run_dir(n), cfg, corpus)[0] != "finished"]
+    if workers > 1 and len(todo) > 1:
+        print(f"training {len(todo)} runs, {min(workers, len(todo))} at a time: {', '.join(todo)}", flush=True)
+        with _one_blas_thread(), ProcessPoolExecutor(min(workers, len(todo)),
+                                                     mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_run_quietly, n, jobs[n], corpus, force): n for n in todo}
+            for f in as_completed(futures):
+                f.result()                               # a failed run fails here, with its own error
+                print(f"  finished {futures[f]}", flush=True)
+        force = False
+    return {n: run(n, cfg, corpus, force=force and n in todo, progress=False) for n, cfg in jobs.items()}
+
+
+def _run_quietly(name, config, corpus, force):
+    run(name, config, corpus, force=force, progress=False)
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """Worker processes started inside inherit one BLAS/OpenMP thread (this process keeps its own)."""
+    keys = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    old = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: "1" for k in keys})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def load_history(path) -> History:
-    """The History stored in a run directory, with final and best parameters."""
+    """The History stored in a run directory, with final and best parameters and their states."""
     return _history_of(load_checkpoint(Path(path) / "last.npz"))
 
 
 def _history_of(ck) -> History:
-    return History.from_json(ck.history, params=ck.params, best_params=ck.best_params)
-
-
-def vocab_of(history: History) -> Vocabulary:
-    return Vocabulary.from_json(history.vocab)
-
-
-def best_passage(history: History, length: int = 1000, seed: int = 0) -> str:
-    """`length` characters from the best parameters of a run, primed with a newline
-    (or the first character of the vocabulary) from a zero state; deterministic in seed."""
-    vocab = vocab_of(history)
-    prime = "\n" if "\n" in vocab else vocab.chars[0]
-    return sample(history.best_params, vocab, length, prime=prime, seed=seed)
+    return History.from_json(ck.history, params=ck.params, best_params=ck.best_params, state=ck.state,
+                             state_input=ck.state_input, best_state=ck.best_state,
+                             best_state_input=ck.best_state_input)
 
 
 def cached(name: str, key: dict, compute, force: bool = False) -> dict:
     """A JSON result stored as runs/NAME.json, recomputed when key changes (or force)."""
     path = run_dir(name).with_suffix(".json")
-    if path.exists() and not force and not _forced(path):
+    if path.exists() and not force and not _forced(path, name):
         try:
             stored = json.loads(path.read_text())
             if stored.get("key") == key:
@@ -172,13 +208,15 @@ def cached(name: str, key: dict, compute, force: bool = False) -> dict:
 
 
 def _state(d: Path, config: TrainConfig, corpus: Corpus):
-    """("finished" | "unfinished" (resumable) | "fresh", its last checkpoint or None) for run directory d."""
+    """("finished" | "unfinished" (resumable) | "fresh", its last checkpoint or None) for run directory d.
+    A run written by an older charrnn (checkpoint format < VERSION) is trained afresh, so that its
+    models carry their states."""
     try:
         meta = json.loads((d / "history.json").read_text())
         ck = load_checkpoint(d / "last.npz")
     except (OSError, ValueError, CheckpointError):
         return "fresh", None
-    if ck.corpus_sha256 != corpus.sha256 or _key(ck.config) != _key(config):
+    if ck.version < VERSION or ck.corpus_sha256 != corpus.sha256 or _key(ck.config) != _key(config):
         return "fresh", None
     return ("finished" if meta.get("finished") and ck.finished else "unfinished"), ck
 
@@ -187,33 +225,17 @@ def _key(config: TrainConfig) -> dict:
     return {k: v for k, v in config.to_dict().items() if k not in _IGNORED}
 
 
-def _forced(path: Path) -> bool:
-    """True when env CHARRNN_FORCE_BEFORE is set and path was written before that time."""
+def _forced(path: Path, name: str) -> bool:
+    """True when env CHARRNN_FORCE_BEFORE is set, path was written before that time, and name matches
+    env CHARRNN_FORCE_RUNS (when set)."""
     before = os.environ.get("CHARRNN_FORCE_BEFORE")
     if not before or not path.exists():
+        return False
+    patterns = [p.strip() for p in os.environ.get("CHARRNN_FORCE_RUNS", "").split(",") if p.strip()]
+    if patterns and not any(fnmatch.fnmatchcase(name, p) for p in patterns):
         return False
     stamp = path / "run.json" if path.is_dir() else path
     try:
         return stamp.stat().st_mtime < float(before)
     except (OSError, ValueError):
         return True
-
-
-_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
-
-
-def words(text: str) -> list[str]:
-    """The lower-cased words of text (letters, with inner apostrophes)."""
-    return _WORD.findall(text.lower())
-
-
-def word_diversity(text: str, known: set) -> dict:
-    """How varied and how real the words of a generated text are.
-
-    Returns {"words": count, "distinct": distinct words, "distinct_fraction": distinct / count,
-    "in_corpus": fraction of the generated words that occur in `known` (the corpus's words)}.
-    """
-    ws = words(text)
-    n = len(ws)
-    return {"words": n, "distinct": len(set(ws)), "distinct_fraction": len(set(ws)) / n if n else 0.0,
-            "in_corpus": sum(w in known for w in ws) / n if n else 0.0}
