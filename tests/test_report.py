@@ -236,7 +236,8 @@ def test_pdf_has_the_title_block_and_every_section(pdf):
                   "Training", "How the text evolves", "The state the model was trained in", "Beyond the assignment",
                   "(a) Held-out loss", "(b) Optimisers", "(c) Hidden size", "(d) Temperature", "(e) Speed",
                   "(f) Teaching the model to start from zeros", "Beyond the vanilla RNN",
-                  "Checking the gradients of every cell", "Three cells, the same time", "The best model in a fixed time"):
+                  "Checking the gradients of every cell", "Three cells, the same time", "The best model in a fixed time",
+                  "What the hidden units learned", "Where the model is sure"):
         assert title in text, f"{title!r} is missing from the PDF"
 
 

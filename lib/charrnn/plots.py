@@ -9,6 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.cm
+import matplotlib.colors
+import matplotlib.patches
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
@@ -190,4 +193,33 @@ def val_vs_seconds(histories: dict, title: str | None = None):
     lo = min(min(h.val_loss) for h in histories.values())
     ax.set_ylim(lo - 0.05, lo + 1.2)
     ax.legend(fontsize=8)
+    return fig
+
+
+def coloured_text(text: str, values, title: str, cmap: str = "RdBu_r", vmin: float = -1.0, vmax: float = 1.0,
+                  width: int = 92, label: str = "activation"):
+    """text drawn in a monospace grid, each character on a background coloured by its value (values (n,)),
+    line breaks kept (shown as a faint ⏎), long lines wrapped at width characters; with a colour bar."""
+    colours = matplotlib.colormaps[cmap]
+    norm = matplotlib.colors.Normalize(vmin, vmax)
+    cells, row, col = [], 0, 0
+    for ch, v in zip(text, values):
+        if col >= width:
+            row, col = row + 1, 0
+        cells.append((row, col, "⏎" if ch == "\n" else ch, v))
+        row, col = (row + 1, 0) if ch == "\n" else (row, col + 1)
+    rows = row + 1
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.62 + 0.155 * rows), layout="constrained")
+    for r, c, ch, v in cells:
+        ax.add_patch(matplotlib.patches.Rectangle((c, -r - 1), 1, 1, color=colours(norm(v)), lw=0))
+        if not ch.isspace():
+            ax.text(c + 0.5, -r - 0.5, ch, ha="center", va="center", fontsize=6.2, family="DejaVu Sans Mono",
+                    color="0.65" if ch == "⏎" else "black")
+    ax.set_xlim(0, width)
+    ax.set_ylim(-rows, 0)
+    ax.axis("off")
+    ax.set_title(title, fontsize=9, loc="left")
+    bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm, colours), ax=ax, fraction=0.025, pad=0.01, aspect=12)
+    bar.set_label(label, fontsize=7)
+    bar.ax.tick_params(labelsize=6)
     return fig

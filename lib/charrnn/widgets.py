@@ -458,3 +458,73 @@ def _render_text(prime: str, text: str, status: str) -> str:
                 f'<span class="charrnn-sample">{html.escape(text)}</span></div>')
     return (f'<div style="font-size: 12px; color: var(--jp-ui-font-color2, #616161); margin: 8px 0 4px 0" '
             f'class="charrnn-status">{html.escape(status)}</div>{body}')
+
+
+class UnitViewer:
+    """Pick a feature (its best unit is chosen) or any unit, and read the text coloured by that unit's
+    activation; "where the model is sure" colours each character by the probability the model gave it.
+
+    text: the stretch read; H (n, m) the hidden state after each character; P (n-1,) the probability of each
+    next character; features: {name: (n,)} (charrnn.units.text_features).
+    """
+
+    SURE = "where the model is sure"
+
+    def __init__(self, text: str, H, P, features: dict):
+        from .units import best_units, correlations
+        self.text, self.H, self.P, self.features = text, np.asarray(H), np.asarray(P), features
+        self._correlations = correlations
+        self.best = best_units(self.H, features)
+        options = [f"{name} (unit {u}, r = {r:+.2f})" for name, (u, r) in self.best.items()] + [self.SURE]
+        self.feature = w.Dropdown(options=options, description="Show", style=_DESC, layout=w.Layout(width="460px"))
+        self.unit = w.BoundedIntText(value=0, min=0, max=self.H.shape[1] - 1, description="Unit", style=_DESC,
+                                     layout=w.Layout(width="200px"))
+        self.info = w.HTML()
+        self.output = w.HTML()
+        self.feature.observe(self._on_feature, names="value")
+        self.unit.observe(lambda _: self._show(), names="value")
+        self.widget = w.VBox([w.HBox([self.feature, self.unit]), self.info, self.output],
+                             layout=w.Layout(width="100%", max_width="900px"))
+        self._on_feature()
+
+    def _on_feature(self, change=None):
+        label = self.feature.value
+        if label != self.SURE:
+            name = label.split(" (unit ")[0]
+            self.unit.value = self.best[name][0]
+        self._show()
+
+    def _show(self):
+        if self.feature.value == self.SURE:
+            values = np.concatenate([[np.nan], self.P])   # the first character has no prediction
+            self.info.value = _note("each character on the probability the model gave it (green: sure)")
+            self.output.value = _coloured_html(self.text, values, lambda v: _mix((255, 255, 255), (46, 125, 50), v))
+            return
+        u = self.unit.value
+        lines = [f"{name}: r = {self._correlations(self.H[:, [u]], f)[0]:+.2f}" for name, f in self.features.items()]
+        self.info.value = _note(f"unit {u} (red positive, blue negative) · " + " · ".join(html.escape(s) for s in lines))
+        self.output.value = _coloured_html(self.text, self.H[:, u], _diverging)
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _mix(a, b, t):
+    t = 0.0 if t != t else min(max(float(t), 0.0), 1.0)      # NaN: no colour
+    return tuple(round(x + (y - x) * t) for x, y in zip(a, b))
+
+
+def _diverging(v):
+    """-1 blue, 0 white, +1 red."""
+    return _mix((255, 255, 255), (198, 40, 40), v) if v >= 0 else _mix((255, 255, 255), (21, 101, 192), -v)
+
+
+def _coloured_html(text, values, colour) -> str:
+    spans = []
+    for ch, v in zip(text, values):
+        r, g, b = colour(v)
+        shown = "⏎\n" if ch == "\n" else html.escape(ch)
+        spans.append(f'<span style="background: rgb({r},{g},{b})">{shown}</span>')
+    return ('<div style="font-family: var(--jp-code-font-family, monospace); font-size: 12.5px; line-height: 1.5; '
+            'white-space: pre-wrap; color: #212121; padding: 8px; border: 1px solid var(--jp-border-color2, #ddd)">'
+            + "".join(spans) + "</div>")

@@ -68,6 +68,7 @@ def mean_loss_per_char(cell, params, ids, state0=None, chunk: int = 4096, stream
     if B == 1:
         total, _ = _read(cell, params, ids[None, :-1], ids[None, 1:], s, chunk)
         return total / n
+    chunk = max(16, min(chunk, 8192 // B))           # at most 8,192 positions in the buffers at once
     P = n // B                                       # positions scored per piece
     starts = np.arange(1, B) * P                     # pieces 1..B-1 begin there
     W = np.stack([ids[a - warm_up:a + 1] for a in starts])        # their warm-up text, (B-1, warm_up + 1)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import output
-from .layout import swap_time_and_rows
+from .common import check_sizes, halved_inputs, normal_init, swap_time_and_rows
 
 PARAM_NAMES = ("U", "W", "V", "b", "c")
 
@@ -45,18 +45,8 @@ def init_params(K: int, m: int, sigma: float = 0.01, seed: int | None = 0,
 
     Returns {"U": (3m, K), "W": (3m, m), "V": (K, m), "b": (3m,), "c": (K,)}.
     """
-    if K < 1 or m < 1:
-        raise ValueError(f"K and m must be at least 1 (got K={K}, m={m})")
-    if not sigma > 0:
-        raise ValueError(f"sigma must be positive (got {sigma})")
-    rng = np.random.default_rng(seed)
-    shapes = param_shapes(K, m)
-    params = {}
-    for name in PARAM_NAMES:
-        if name in ("b", "c"):
-            params[name] = np.zeros(shapes[name], dtype=dtype)
-        else:
-            params[name] = (sigma * rng.standard_normal(shapes[name])).astype(dtype)
+    check_sizes(K, m)
+    params = normal_init(param_shapes(K, m), sigma, seed, dtype)
     return params
 
 
@@ -156,20 +146,11 @@ def forward_batch(params, X, Y, H0, ws: BatchWorkspace):
     Returns (loss summed over all B*T positions, cache for backward_batch and final_state); the cache
     lives in ws, so it is valid until the next forward pass in the same workspace.
     """
-    U, W, V, b, c = params["U"], params["W"], params["V"], params["b"], params["c"]
+    W, V, c = params["W"], params["V"], params["c"]
     B, T = X.shape
-    if not ws.fits(B, T, params):
-        raise ValueError(f"the workspace {ws.key} does not fit B={B}, T={T} and these parameters")
+    xs, ys = halved_inputs(params, X, ws), Y.T.ravel()     # (T, B) and (T*B,), positions ordered t-major
     m = W.shape[1]
-    xs, ys = X.T, Y.T.ravel()                        # (T, B) and (T*B,), positions ordered t-major
-    if xs.size and (xs.min() < 0 or xs.max() >= U.shape[1]):    # the clipped lookup below would not say
-        raise IndexError(f"X holds ids outside 0..{U.shape[1] - 1}")
-    np.multiply(U, ws.half, ws.Uh)
-    np.multiply(b[:, None], ws.half, ws.bh)
-    ws.Uh += ws.bh                                   # (3m, K): column k is U x + b for x = k, gate rows halved
-    np.multiply(W, ws.half, ws.Wh)                   # (3m, m): W, gate rows halved
-    XZ, H = ws.XZ, ws.H
-    np.take(ws.Uh, xs, axis=1, out=XZ, mode="clip")  # (3m, T, B): zx_t = U x_t + b, a column lookup per position
+    H = ws.H
     H[0] = H0.T
     Wh, tanh, mul = ws.Wh, np.tanh, np.multiply
     for zh, zh_ur, zx_ur, u, r, zh_n, zx_n, n, h_prev, h in ws.forward_steps:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import output
+from .common import check_sizes, normal_init
 
 PARAM_NAMES = ("U", "W", "V", "b", "c")
 
@@ -37,19 +38,8 @@ def init_params(K: int, m: int, sigma: float = 0.01, seed: int | None = 0,
 
     Returns {"U": (m, K), "W": (m, m), "V": (K, m), "b": (m,), "c": (K,)}.
     """
-    if K < 1 or m < 1:
-        raise ValueError(f"K and m must be at least 1 (got K={K}, m={m})")
-    if not sigma > 0:
-        raise ValueError(f"sigma must be positive (got {sigma})")
-    rng = np.random.default_rng(seed)
-    shapes = param_shapes(K, m)
-    params = {}
-    for name in PARAM_NAMES:
-        if name in ("b", "c"):
-            params[name] = np.zeros(shapes[name], dtype=dtype)
-        else:
-            params[name] = (sigma * rng.standard_normal(shapes[name])).astype(dtype)
-    return params
+    check_sizes(K, m)
+    return normal_init(param_shapes(K, m), sigma, seed, dtype)
 
 
 def hidden_size(params) -> tuple[int, int]:

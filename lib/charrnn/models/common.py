@@ -1,0 +1,46 @@
+"""What the cells share besides the output layer: initialisation, and the gated cells' fast-path helpers."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def normal_init(shapes: dict, sigma: float, seed, dtype) -> dict:
+    """{name: array}: weights ~ N(0, sigma^2) drawn in the order of shapes from np.random.default_rng(seed),
+    the biases b and c zero. shapes: {name: shape}, the cell's param_shapes(K, m)."""
+    if not sigma > 0:
+        raise ValueError(f"sigma must be positive (got {sigma})")
+    rng = np.random.default_rng(seed)
+    return {name: np.zeros(shape, dtype=dtype) if name in ("b", "c") else
+            (sigma * rng.standard_normal(shape)).astype(dtype) for name, shape in shapes.items()}
+
+
+def check_sizes(K: int, m: int) -> None:
+    if K < 1 or m < 1:
+        raise ValueError(f"K and m must be at least 1 (got K={K}, m={m})")
+
+
+def halved_inputs(params, X, ws):
+    """The gated cells' forward preamble: check ws and the ids, fill ws.Uh, ws.bh, ws.Wh (U + b and W with
+    the sigmoid rows halved, ws.half holding 1/2 there and 1 elsewhere: sigmoid(z) = (1 + tanh(z/2)) / 2)
+    and ws.XZ (G m, T, B) with U x_t + b for every position, a column lookup. Returns xs = X.T (T, B)."""
+    U, W, b = params["U"], params["W"], params["b"]
+    B, T = X.shape
+    if not ws.fits(B, T, params):
+        raise ValueError(f"the workspace {ws.key} does not fit B={B}, T={T} and these parameters")
+    xs = X.T                                         # (T, B): positions ordered t-major
+    if xs.size and (xs.min() < 0 or xs.max() >= U.shape[1]):    # the clipped lookup below would not say
+        raise IndexError(f"X holds ids outside 0..{U.shape[1] - 1}")
+    np.multiply(U, ws.half, ws.Uh)
+    np.multiply(b[:, None], ws.half, ws.bh)
+    ws.Uh += ws.bh                                   # (G m, K): column k is U x + b for x = k, sigmoid rows halved
+    np.multiply(W, ws.half, ws.Wh)                   # (G m, m): W, sigmoid rows halved
+    np.take(ws.Uh, xs, axis=1, out=ws.XZ, mode="clip")    # (G m, T, B): U x_t + b for every position
+    return xs
+
+
+def swap_time_and_rows(src, dst) -> None:
+    """Copy src (T, R, B) into dst (R, T, B). Each row's B entries are contiguous in both, so they
+    move as one item (a void dtype of B entries): a transpose of T x R items, twice as fast as
+    NumPy's copy of a transposed float view."""
+    item = np.dtype((np.void, src.shape[2] * src.itemsize))
+    np.copyto(dst.view(item)[..., 0], src.view(item)[..., 0].transpose(1, 0))
