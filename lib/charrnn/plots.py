@@ -208,14 +208,14 @@ def coloured_text(text: str, values, title: str, cmap: str = "RdBu_r", vmin: flo
             row, col = row + 1, 0
         cells.append((row, col, "⏎" if ch == "\n" else ch, v))
         row, col = (row + 1, 0) if ch == "\n" else (row, col + 1)
-    rows = row + 1
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.62 + 0.155 * rows), layout="constrained")
+    rows, cols = row + 1, max(c for _, c, _, _ in cells) + 1
+    fig, ax = plt.subplots(figsize=(min(WIDTH, 1.1 + 0.082 * cols), 0.62 + 0.155 * rows), layout="constrained")
     for r, c, ch, v in cells:
         ax.add_patch(matplotlib.patches.Rectangle((c, -r - 1), 1, 1, color=colours(norm(v)), lw=0))
         if not ch.isspace():
             ax.text(c + 0.5, -r - 0.5, ch, ha="center", va="center", fontsize=6.2, family="DejaVu Sans Mono",
                     color="0.65" if ch == "⏎" else "black")
-    ax.set_xlim(0, width)
+    ax.set_xlim(0, cols)
     ax.set_ylim(-rows, 0)
     ax.axis("off")
     ax.set_title(title, fontsize=9, loc="left")

@@ -26,6 +26,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -137,7 +138,7 @@ def run(name: str, config: TrainConfig, corpus=None, force: bool = False, progre
     d.mkdir(parents=True, exist_ok=True)
     cfg = config.replace(checkpoint_dir=str(d), resume=str(d) if state == "unfinished" else None)
     if state == "unfinished":
-        print(f"resuming run {name} from {d / 'last.npz'}", flush=True)
+        print(f"resuming run {name} from {d / 'last.npz'}", file=sys.stderr, flush=True)
     history = train(corpus, cfg, progress=progress)
     write_json_atomic(d / "run.json", {"name": name, "finished_at": time.time()})
     return history
@@ -149,13 +150,14 @@ def run_many(jobs: dict, corpus=None, workers: int = 2, force: bool = False) -> 
     corpus = load_corpus(corpus)
     todo = [n for n, cfg in jobs.items() if force or _forced(run_dir(n), n) or _state(run_dir(n), cfg, corpus)[0] != "finished"]
     if workers > 1 and len(todo) > 1:
-        print(f"training {len(todo)} runs, {min(workers, len(todo))} at a time: {', '.join(todo)}", flush=True)
+        print(f"training {len(todo)} runs, {min(workers, len(todo))} at a time: {', '.join(todo)}", file=sys.stderr,
+              flush=True)
         with _one_blas_thread(), ProcessPoolExecutor(min(workers, len(todo)),
                                                      mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(_run_quietly, n, jobs[n], corpus, force): n for n in todo}
             for f in as_completed(futures):
                 f.result()                               # a failed run fails here, with its own error
-                print(f"  finished {futures[f]}", flush=True)
+                print(f"  finished {futures[f]}", file=sys.stderr, flush=True)
         force = False
     return {n: run(n, cfg, corpus, force=force and n in todo, progress=False) for n, cfg in jobs.items()}
 
