@@ -115,6 +115,8 @@ def test_cached_results_are_recomputed_when_the_key_changes(corpus):
     assert runs.cached("b", {"k": 1}, compute) == {"x": 1}
     assert runs.cached("b", {"k": 1}, compute) == {"x": 1}
     assert runs.cached("b", {"k": 2}, compute) == {"x": 2}
+    assert runs.cached("c", {"shapes": [(1, "a")]}, compute) == {"x": 3}
+    assert runs.cached("c", {"shapes": [(1, "a")]}, compute) == {"x": 3}     # a tuple in the key still matches
 
 
 @pytest.mark.parametrize("name", PROFILES)

@@ -154,7 +154,7 @@ def cell_speed(text, cell: str = "lstm", batch_size: int = 32, seq_length: int =
     from .models import get_cell
     corpus = text if isinstance(text, Corpus) else Corpus.from_text(text)
     K, B, T = len(corpus.vocab), batch_size, seq_length
-    updates = updates or max(3, 20_000 // (B * T))
+    updates = updates or max(3, 60_000 // (B * T))
     c = get_cell(cell)
     G = c.param_shapes(K, m)["W"][0] // m
     config = TrainConfig(cell=cell, m=m, batch_size=B, seq_length=T, dtype=dtype, n_updates=updates,

@@ -194,7 +194,9 @@ def _history_of(ck) -> History:
 
 
 def cached(name: str, key: dict, compute, force: bool = False) -> dict:
-    """A JSON result stored as runs/NAME.json, recomputed when key changes (or force)."""
+    """A JSON result stored as runs/NAME.json, recomputed when key changes (or force). The key is compared
+    as JSON stores it (a tuple in it reads back as a list)."""
+    key = json.loads(json.dumps(key))
     path = run_dir(name).with_suffix(".json")
     if path.exists() and not force and not _forced(path, name):
         try:
