@@ -153,7 +153,10 @@ def test_the_budget_preset_trains_on_any_corpus_and_records_the_held_out_loss(tm
             "--m", 16, "--batch-size", 4, "--seq-length", 16, "--out", run, "--quiet")
     assert r.returncode == 0
     h = json.loads((run / "history.json").read_text())
-    assert h["stopped"] == "time budget" and h["val_loss"] and h["config"]["cell"] == "lstm"
-    assert h["config"]["schedule"] == "cosine" and h["config"]["m"] == 16      # the options given win
+    from charrnn.config import PRESETS
+    preset = PRESETS["budget"]
+    assert h["stopped"] == "time budget" and h["val_loss"] and h["config"]["cell"] == preset["cell"]
+    assert h["config"]["schedule"] == preset["schedule"] and h["config"]["eta"] == preset["eta"]
+    assert h["config"]["m"] == 16 != preset["m"]                                # the options given win
     r = cli("train", "--resume", run, "--preset", "budget", "--updates", 10**7, check=False)
     assert r.returncode == 1 and "--preset" in r.stderr

@@ -211,6 +211,9 @@ def pdf(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     executed = [base / "build" / f"{n}.ipynb" for n in report.NOTEBOOKS]
     path = report.build_pdf(executed, out / "report.pdf", out / "build", ["Ada Lovelace & Bob"], "corpus.txt (1 char)")
+    tex = (out / "build" / "report.tex").read_text()     # the LaTeX source, for editing, with its figures beside it
+    figures = re.findall(r"report_files/[\w.]+\.png", tex)
+    assert figures and all((out / "build" / f).exists() for f in figures)
     text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
     return {"path": path, "text": text, "flat": re.sub(r"\s+", "", without_page_numbers(text)), "base": base, "env": env}
 
