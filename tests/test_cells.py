@@ -169,7 +169,6 @@ def test_final_state_equals_the_state_backward_returns(name):
 def test_a_reused_workspace_gives_the_results_of_fresh_ones(name):
     """One workspace for many updates: nothing leaks from one batch to the next. Ids come as views."""
     K, m, T, B = 11, 7, 6, 3
-    cell = get_cell(name)
     params = case(name, K, m, T, B, sigma=0.6, seed=6)[1]
     ws = workspace(name, B, T, K, m)
     rng = np.random.default_rng(7)

@@ -1,6 +1,5 @@
 """What the hidden units learned: the text features, and the search for the unit that follows each."""
 import numpy as np
-import pytest
 
 from charrnn import TrainConfig, Vocabulary, train
 from charrnn.sampling import Model
@@ -56,3 +55,22 @@ def test_read_gives_each_position_its_hidden_state_and_the_next_characters_proba
     zeros = Model(model.params, model.vocab, "lstm")
     H0, _ = read(zeros, ids, start="zeros")
     assert not np.allclose(H0[0], H[0]) and np.allclose(H0[-1], H[-1], atol=1e-2)
+
+
+def test_the_unit_viewer_shows_the_chosen_features_unit_and_the_probabilities():
+    from charrnn.widgets import UnitViewer
+    rng = np.random.default_rng(1)
+    text = (TEXT * 10)[:600]
+    features = text_features(text)
+    H = np.tanh(rng.standard_normal((len(text), 12)))
+    H[:, 5] = 2 * features["just after a line break"] - 1
+    P = rng.random(len(text) - 1)
+    ui = UnitViewer(text, H, P, features)
+    newline = [o for o in ui.feature.options if o.startswith("just after a line break")][0]
+    ui.feature.value = newline
+    assert ui.unit.value == 5 and "unit 5" in newline and "r = +1.00" in newline
+    assert ui.output.value.count("<span") == len(text) and "rgb(198,40,40)" in ui.output.value   # +1: full red
+    ui.unit.value = 2                                   # any unit can be looked at
+    assert "unit 2 " in ui.info.value and "just after a line break: r = " in ui.info.value
+    ui.feature.value = UnitViewer.SURE
+    assert "probability" in ui.info.value and ui.output.value.count("<span") == len(text)

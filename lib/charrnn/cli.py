@@ -13,8 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .checkpoint import load_checkpoint
 from .config import CELLS, DTYPES, OBJECTIVES, OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
 from .corpus import Corpus, default_corpus_path, describe_line_endings
