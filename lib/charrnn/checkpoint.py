@@ -82,18 +82,13 @@ class Checkpoint:
 
     def model(self) -> Model:
         """This file's parameters with the state they were trained in, ready to sample."""
-        return _model(self, self.params, self.state, self.state_input)
+        return Model.from_arrays(self.params, self.vocab, self.cell, self.state, self.state_input)
 
     def best_model(self) -> Model:
         """The best parameters with their state: a `last` checkpoint's best, or a `best` file's own."""
         if self.kind == "best" or self.best_params is None:
             return self.model()
-        return _model(self, self.best_params, self.best_state, self.best_state_input)
-
-
-def _model(ck: Checkpoint, params, state, inputs) -> Model:
-    known = state is not None and inputs is not None
-    return Model(params, ck.vocab, ck.cell, state[0] if known else None, int(inputs[0]) if known else None)
+        return Model.from_arrays(self.best_params, self.vocab, self.cell, self.best_state, self.best_state_input)
 
 
 def save_checkpoint(ckpt: Checkpoint, path) -> Path:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .models import get_cell
+from .models import char_losses, get_cell
 from .vocab import Vocabulary, describe_chars
 
 STARTS = ("state", "zeros")
@@ -134,6 +134,13 @@ class Model:
     state: np.ndarray | None = None
     state_input: int | None = None
 
+    @classmethod
+    def from_arrays(cls, params, vocab: Vocabulary, cell: str, states, inputs) -> "Model":
+        """A Model from a checkpoint's or History's arrays: states (B, S) and inputs (B,), either None when
+        not stored; the first stream's state is the model's."""
+        known = states is not None and inputs is not None
+        return cls(params, vocab, cell, states[0] if known else None, int(inputs[0]) if known else None)
+
     @property
     def has_state(self) -> bool:
         return self.state is not None and self.state_input is not None
@@ -176,7 +183,6 @@ class Model:
     def text_loss(self, text: str, prime: str = "", start: str = "state") -> float:
         """The model's mean -log p per character of text, read after prime from this start:
         how likely the model finds a passage (for its own samples, how sure it was)."""
-        from .models import char_losses
         h0, feed = self.start(prime, start)
         s, _ = prime_state(self.params, self.vocab, feed[:-1], h0, self.cell) if len(feed) > 1 else (h0, None)
         ids = self.vocab.encode(feed[-1:] + text)

@@ -42,6 +42,7 @@ from .fileio import check_writable_dir, remove_stale_temporaries, write_json_ato
 from .models import char_losses, get_cell, mean_loss_per_char, zero_state
 from .optim import STATE_KEYS, STEPS, init_state
 from .sampling import Model, sample
+from .vocab import Vocabulary
 
 
 class TrainingDiverged(FloatingPointError):
@@ -98,11 +99,9 @@ class History:
 
     def model(self, best: bool = True) -> Model:
         """The best (or final) parameters with the state they were trained in, ready to sample."""
-        from .vocab import Vocabulary
-        params, state, x = ((self.best_params, self.best_state, self.best_state_input) if best else
-                            (self.params, self.state, self.state_input))
-        return Model(params, Vocabulary.from_json(self.vocab), self.config.get("cell", "rnn"),
-                     None if state is None or x is None else state[0], None if x is None else int(x[0]))
+        params, states, inputs = ((self.best_params, self.best_state, self.best_state_input) if best else
+                                  (self.params, self.state, self.state_input))
+        return Model.from_arrays(params, Vocabulary.from_json(self.vocab), self.config.get("cell", "rnn"), states, inputs)
 
 
 @dataclass
