@@ -128,18 +128,31 @@ def test_a_version_1_checkpoint_loads_and_samples_from_zeros_with_one_line(tmp_p
     assert r.stdout == "\n" + sample(ck.params, ck.vocab, 50, prime="\n", seed=2) + "\n"
 
 
-def test_a_version_1_run_resumes_exactly_as_the_old_code_would_have(tmp_path):
+def test_a_version_1_run_resumes_as_the_old_code_would_have(tmp_path):
     """The fixture was written by the previous charrnn: a run stopped at update 60, and the same run's
-    parameters after 100 updates without a stop. Resumed here, it must end on those same bits."""
+    parameters after 100 updates without a stop, both computed on the machine that wrote them.
+
+    Resumed here, it must land on those parameters up to rounding. Another machine's BLAS rounds a
+    dot product differently (1-2 ulp, seen: 2.2e-16 in W), and 40 updates carry that along without
+    amplifying it much, so the tolerance is 1e-9 of each array's largest entry: a million times the
+    rounding, and a hundred thousand times smaller than what one update moves (checked below). What
+    it catches is a resume that takes another path: a skipped or repeated update, another state or
+    position, or optimiser state not restored. Bit-for-bit resume is tested where both runs are made
+    on this machine in the same test (test_trainer, test_faults, test_batches)."""
     shutil.copy(FIXTURES / "last.npz", tmp_path / "last.npz")
     text = (FIXTURES / "corpus.txt").read_text(encoding="utf-8")
     ck = load_checkpoint(tmp_path / "last.npz")
     h = train(text, ck.config.replace(resume=str(tmp_path / "last.npz"), checkpoint_dir=str(tmp_path),
                                       n_updates=100))
+    one_more = train(text, ck.config.replace(resume=str(tmp_path / "last.npz"), checkpoint_dir=None,
+                                             n_updates=101))
     with np.load(FIXTURES / "expected-100.npz") as want:
         for k in rnn.PARAM_NAMES:
-            assert np.array_equal(h.params[k], want[f"param/{k}"]), k
-            assert np.array_equal(h.best_params[k], want[f"best/{k}"]), k
+            for got, key in ((h.params[k], f"param/{k}"), (h.best_params[k], f"best/{k}")):
+                scale = np.abs(want[key]).max()
+                np.testing.assert_allclose(got, want[key], rtol=0, atol=1e-9 * scale, err_msg=key)
+            # the tolerance is far below one update's move: an off-by-one resume could not pass
+            assert np.abs(one_more.params[k] - want[f"param/{k}"]).max() > 1e4 * 1e-9 * np.abs(want[f"param/{k}"]).max()
     now = load_checkpoint(tmp_path / "last.npz")
     assert now.version == 2 and now.step == 100 and now.state_input is not None
 
