@@ -183,16 +183,31 @@ def test_a_reused_workspace_gives_the_results_of_fresh_ones(name):
         assert np.array_equal(reused[2], fresh[2])
 
 
-@pytest.mark.parametrize("name", ["gru", "lstm"])
-def test_bad_ids_and_workspaces_are_refused(name):
-    K, m, T, B = 5, 3, 4, 2
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("B", [1, 2])
+def test_ids_outside_the_vocabulary_are_refused_by_every_cell(name, B):
+    """NumPy reads a negative index from the end, so without a check id -1 would silently be the last
+    character; every cell's batched path (the vanilla RNN's single-stream path at B = 1 too) and its
+    per-step reference raise instead, for inputs and targets alike."""
+    K, m, T = 5, 3, 4
     cell, params, X, Y, S0 = case(name, K, m, T, B, sigma=0.5, seed=8)
     ws = cell.workspace(B, T, K, m)
     for bad in (K, -1):
-        Xb = X.copy()
-        Xb[1, 2] = bad
-        with pytest.raises(IndexError, match="outside"):
-            cell.forward_batch(params, Xb, Y, S0, ws)
+        for which in ("X", "Y"):
+            Xb, Yb = X.copy(), Y.copy()
+            (Xb if which == "X" else Yb)[B - 1, 2] = bad
+            with pytest.raises(IndexError, match=f"{which} holds ids outside 0..{K - 1}"):
+                cell.forward_batch(params, Xb, Yb, S0, ws)
+        with pytest.raises(IndexError, match="outside 0..4"):
+            cell.step(params, S0[0], bad)
+    assert cell.forward_batch(params, X, Y, S0, ws)[0] > 0            # the valid ids still go through
+
+
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+def test_bad_workspaces_are_refused(name):
+    K, m, T, B = 5, 3, 4, 2
+    cell, params, X, Y, S0 = case(name, K, m, T, B, sigma=0.5, seed=8)
+    ws = cell.workspace(B, T, K, m)
     with pytest.raises(ValueError, match="does not fit"):
         cell.forward_batch(params, X[:, :-1], Y[:, :-1], S0, ws)
     with pytest.raises(ValueError, match="does not fit"):

@@ -20,6 +20,14 @@ def test_vocabulary_is_sorted_and_round_trips():
         v.encode("abz")
 
 
+def test_decode_refuses_ids_outside_the_vocabulary():
+    v = Vocabulary.from_text("abc")
+    assert v.decode([2, 0]) == "ca" and v.decode(np.array([1], dtype=np.uint8)) == "b" and v.decode([]) == ""
+    for bad in ([-1], [0, 3], np.array([1, -2], dtype=np.int64)):      # -1 would read "c" without a check
+        with pytest.raises(IndexError, match="outside the vocabulary's 0..2"):
+            v.decode(bad)
+
+
 def test_ids_use_the_smallest_integer_type():
     big = "".join(chr(0x4E00 + i) for i in range(300))
     assert Vocabulary.from_text(big).encode(big).dtype == np.uint16

@@ -54,8 +54,15 @@ class Vocabulary:
         return out
 
     def decode(self, ids) -> str:
-        """The text of a sequence of ids."""
-        return "".join(self.chars[int(i)] for i in ids)
+        """The text of a sequence of ids; IndexError names the first id outside 0..K-1 (a negative id
+        would otherwise read a character from the end)."""
+        ids = np.asarray(ids).ravel()
+        if ids.size and ids.dtype.kind not in "iu":
+            raise TypeError(f"ids must be integers, got an array of {ids.dtype}")
+        bad = (ids < 0) | (ids >= len(self.chars))
+        if bad.any():
+            raise IndexError(f"id {ids[bad][0]} is outside the vocabulary's 0..{len(self.chars) - 1}")
+        return "".join(map(self.chars.__getitem__, ids.tolist()))
 
     def to_json(self) -> list[str]:
         return list(self.chars)

@@ -19,17 +19,34 @@ def check_sizes(K: int, m: int) -> None:
         raise ValueError(f"K and m must be at least 1 (got K={K}, m={m})")
 
 
+def check_ids(K: int, **ids) -> None:
+    """Raise IndexError when an id array (given by name, e.g. X=..., Y=...) holds an id outside 0..K-1.
+    NumPy would read a negative id from the end of an axis without a word, and the gated cells' clipped
+    lookup would read any id as the nearest valid one; an unsigned array (a corpus's ids) needs only its
+    maximum checked."""
+    for name, a in ids.items():
+        if a.size and (a.max() >= K or (a.dtype.kind != "u" and a.min() < 0)):
+            raise IndexError(f"{name} holds ids outside 0..{K - 1}")
+
+
+def check_id(K: int, x_id) -> int:
+    """x_id as an int, or IndexError when it is outside 0..K-1 (one character of a per-step reference)."""
+    i = int(x_id)
+    if not 0 <= i < K:
+        raise IndexError(f"character id {i} is outside 0..{K - 1}")
+    return i
+
+
 def halved_inputs(params, X, ws):
-    """The gated cells' forward preamble: check ws and the ids, fill ws.Uh, ws.bh, ws.Wh (U + b and W with
-    the sigmoid rows halved, ws.half holding 1/2 there and 1 elsewhere: sigmoid(z) = (1 + tanh(z/2)) / 2)
-    and ws.XZ (G m, T, B) with U x_t + b for every position, a column lookup. Returns xs = X.T (T, B)."""
+    """The gated cells' forward preamble: check ws, fill ws.Uh, ws.bh, ws.Wh (U + b and W with the sigmoid
+    rows halved, ws.half holding 1/2 there and 1 elsewhere: sigmoid(z) = (1 + tanh(z/2)) / 2) and ws.XZ
+    (G m, T, B) with U x_t + b for every position, a column lookup (the ids checked by check_ids first).
+    Returns xs = X.T (T, B)."""
     U, W, b = params["U"], params["W"], params["b"]
     B, T = X.shape
     if not ws.fits(B, T, params):
         raise ValueError(f"the workspace {ws.key} does not fit B={B}, T={T} and these parameters")
     xs = X.T                                         # (T, B): positions ordered t-major
-    if xs.size and (xs.min() < 0 or xs.max() >= U.shape[1]):    # the clipped lookup below would not say
-        raise IndexError(f"X holds ids outside 0..{U.shape[1] - 1}")
     np.multiply(U, ws.half, ws.Uh)
     np.multiply(b[:, None], ws.half, ws.bh)
     ws.Uh += ws.bh                                   # (G m, K): column k is U x + b for x = k, sigmoid rows halved

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import output
-from .common import check_sizes, halved_inputs, normal_init, swap_time_and_rows
+from .common import check_id, check_ids, check_sizes, halved_inputs, normal_init, swap_time_and_rows
 
 PARAM_NAMES = ("U", "W", "V", "b", "c")
 
@@ -66,7 +66,7 @@ def step(params, h, x_id):
     Returns (new h (m,), logits (K,)).
     """
     m = params["W"].shape[1]
-    zx = params["U"][:, x_id] + params["b"]
+    zx = params["U"][:, check_id(params["U"].shape[1], x_id)] + params["b"]
     zh = params["W"] @ h
     u = _sigmoid(zx[:m] + zh[:m])
     r = _sigmoid(zx[m:2 * m] + zh[m:2 * m])
@@ -148,6 +148,7 @@ def forward_batch(params, X, Y, H0, ws: BatchWorkspace):
     """
     W, V, c = params["W"], params["V"], params["c"]
     B, T = X.shape
+    check_ids(params["V"].shape[0], X=X, Y=Y)
     xs, ys = halved_inputs(params, X, ws), Y.T.ravel()     # (T, B) and (T*B,), positions ordered t-major
     m = W.shape[1]
     H = ws.H

@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import output
-from .common import check_sizes, halved_inputs, normal_init, swap_time_and_rows
+from .common import check_id, check_ids, check_sizes, halved_inputs, normal_init, swap_time_and_rows
 
 PARAM_NAMES = ("U", "W", "V", "b", "c")
 
@@ -74,7 +74,7 @@ def step(params, s, x_id):
     U, W, b = params["U"], params["W"], params["b"]
     m = W.shape[1]
     h, c = s[:m], s[m:]
-    z = W @ h + U[:, x_id] + b
+    z = W @ h + U[:, check_id(U.shape[1], x_id)] + b
     i, f, o = _sigmoid(z[:m]), _sigmoid(z[m:2 * m]), _sigmoid(z[2 * m:3 * m])
     g = np.tanh(z[3 * m:])
     c = f * c + i * g
@@ -164,6 +164,7 @@ def forward_batch(params, X, Y, S0, ws: BatchWorkspace):
     """
     W, V, c = params["W"], params["V"], params["c"]
     B, T = X.shape
+    check_ids(params["V"].shape[0], X=X, Y=Y)
     xs, ys = halved_inputs(params, X, ws), Y.T.ravel()     # (T, B) and (T*B,), positions ordered t-major
     m = W.shape[1]
     H, C = ws.H, ws.C

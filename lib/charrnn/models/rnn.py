@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import output
-from .common import check_sizes, normal_init
+from .common import check_id, check_ids, check_sizes, normal_init
 
 PARAM_NAMES = ("U", "W", "V", "b", "c")
 
@@ -191,7 +191,7 @@ def step(params, h, x_id):
 
     Returns (new h (m,), logits o (K,)).
     """
-    h = np.tanh(params["W"] @ h + params["U"][:, x_id] + params["b"])
+    h = np.tanh(params["W"] @ h + params["U"][:, check_id(params["U"].shape[1], x_id)] + params["b"])
     return h, params["V"] @ h + params["c"]
 
 
@@ -222,6 +222,7 @@ def forward_batch(params, X, Y, H0, ws):
     X, Y: int arrays (B, T) of input and target ids; H0: (B, m); ws: from workspace(B, T, K, m).
     Returns (loss summed over all B*T positions, cache for backward_batch).
     """
+    check_ids(params["V"].shape[0], X=X, Y=Y)
     if isinstance(ws, Workspace):                   # one stream: the assignment's code, bit for bit
         return forward(params, X[0], Y[0], H0[0], ws)
     U, W, V, b, c = params["U"], params["W"], params["V"], params["b"], params["c"]
