@@ -83,6 +83,56 @@ def test_an_interrupted_run_resumes_where_it_stopped(corpus, monkeypatch):
     np.testing.assert_allclose(resumed.params["W"], reference.params["W"], rtol=0, atol=1e-12)
 
 
+def test_a_finished_run_with_a_damaged_history_json_is_kept_and_reused(corpus, monkeypatch):
+    """history.json is a copy for people; the checkpoint decides. Truncating it must not cost the run."""
+    first = runs.run("r", CFG, corpus, progress=False)
+    d = runs.run_dir("r")
+    before = {n: (d / n).read_bytes() for n in ("last.npz", "best.npz")}
+    (d / "history.json").write_text((d / "history.json").read_text()[:40])       # cut mid-way
+    calls = counting_train(monkeypatch)
+    again = runs.run("r", CFG, corpus, progress=False)
+    assert calls == [] and again.step == first.step
+    assert {n: (d / n).read_bytes() for n in before} == before
+
+
+@pytest.mark.parametrize("damage", ["truncated", "read error", "no last.npz"])
+def test_a_run_that_cannot_be_read_is_moved_aside_never_deleted(corpus, monkeypatch, capsys, damage):
+    runs.run("r", CFG, corpus, progress=False)
+    d = runs.run_dir("r")
+    if damage == "truncated":
+        (d / "last.npz").write_bytes((d / "last.npz").read_bytes()[:500])
+    elif damage == "read error":                    # a passing I/O error: the file itself is fine
+        real = runs.load_checkpoint
+        failed = []
+
+        def flaky(path):
+            if not failed:
+                failed.append(path)
+                raise OSError(5, "Input/output error")
+            return real(path)
+        monkeypatch.setattr(runs, "load_checkpoint", flaky)
+    else:
+        (d / "last.npz").unlink()
+    kept = {p.name: p.read_bytes() for p in d.iterdir()}
+    calls = counting_train(monkeypatch)
+    again = runs.run("r", CFG, corpus, progress=False)
+    assert len(calls) == 1 and again.step == CFG.n_updates         # trained again, in runs/r
+    aside = [p for p in d.parent.iterdir() if p.name.startswith("r.broken-")]
+    assert len(aside) == 1 and {p.name: p.read_bytes() for p in aside[0].iterdir()} == kept
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "run r:" in err[0] and f"moved it to {aside[0]}" in err[0]
+    assert ("cannot be read" in err[0]) if damage != "no last.npz" else ("but no last.npz" in err[0])
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_afresh_in_place(corpus, monkeypatch):
+    d = runs.run_dir("r")
+    d.mkdir(parents=True)
+    (d / ".last.npz.abc.tmp").write_bytes(b"half")              # all a kill before the first rename leaves
+    assert runs._state(d, CFG, corpus) == ("fresh", None)
+    runs.run("r", CFG, corpus, progress=False)
+    assert not list(d.parent.glob("r.broken-*")) and not list(d.glob("*.tmp"))
+
+
 def test_force_before_retrains_old_runs_only_once(corpus, monkeypatch):
     calls = counting_train(monkeypatch)
     runs.run("r", CFG, corpus, progress=False)

@@ -123,18 +123,23 @@ def load_corpus(corpus=None) -> Corpus:
 def run(name: str, config: TrainConfig, corpus=None, force: bool = False, progress: bool = True) -> History:
     """The History (with parameters and states) of run NAME trained with config on corpus.
 
-    Reuses runs/NAME when it finished with the same config and corpus, resumes it
-    when it stopped part-way, and trains from scratch otherwise or when force=True.
+    Reuses runs/NAME when it finished with the same config and corpus, resumes it when it stopped
+    part-way, and trains from scratch when there is none. A run is deleted only when its settings or
+    corpus differ (or force=True / `make report FORCE=...`); one that cannot be read is moved aside to
+    runs/NAME.broken-<time>/ (and the move printed), never deleted.
     """
     corpus = load_corpus(corpus)
     d = run_dir(name)
     state, ck = _state(d, config, corpus)
     if force or _forced(d, name):
-        state = "fresh"
+        state = "differs" if d.exists() else "fresh"
     if state == "finished":
         return _history_of(ck)
-    if state == "fresh" and d.exists():
+    if state == "differs":
         shutil.rmtree(d)
+    elif state == "broken":
+        aside = _move_aside(d)
+        print(f"run {name}: {ck}; moved it to {aside} and training it again", file=sys.stderr, flush=True)
     d.mkdir(parents=True, exist_ok=True)
     cfg = config.replace(checkpoint_dir=str(d), resume=str(d) if state == "unfinished" else None)
     if state == "unfinished":
@@ -148,7 +153,8 @@ def run_many(jobs: dict, corpus=None, workers: int = 2, force: bool = False) -> 
     """{name: History} of several runs ({name: config}), those that need training trained `workers` at a
     time in separate processes (each with one BLAS thread), the others reused."""
     corpus = load_corpus(corpus)
-    todo = [n for n, cfg in jobs.items() if force or _forced(run_dir(n), n) or _state(run_dir(n), cfg, corpus)[0] != "finished"]
+    todo = [n for n, cfg in jobs.items()
+            if force or _forced(run_dir(n), n) or _state(run_dir(n), cfg, corpus)[0] != "finished"]
     if workers > 1 and len(todo) > 1:
         print(f"training {len(todo)} runs, {min(workers, len(todo))} at a time: {', '.join(todo)}", file=sys.stderr,
               flush=True)
@@ -212,17 +218,36 @@ def cached(name: str, key: dict, compute, force: bool = False) -> dict:
 
 
 def _state(d: Path, config: TrainConfig, corpus: Corpus):
-    """("finished" | "unfinished" (resumable) | "fresh", its last checkpoint or None) for run directory d.
-    A run written by an older charrnn (checkpoint format < VERSION) is trained afresh, so that its
-    models carry their states."""
+    """What run directory d holds, and what goes with it:
+    ("finished", its last checkpoint): done with this config and corpus, to reuse;
+    ("unfinished", checkpoint): the same run stopped part-way, to resume;
+    ("differs", None): a readable run of other settings or corpus, or of an older charrnn (checkpoint
+    format < VERSION, whose models carry no states), to replace;
+    ("broken", the reason): a run that cannot be read, to keep aside;
+    ("fresh", None): nothing there but a killed writer's temporaries, or no directory at all.
+    Only the checkpoint decides: history.json is a copy of its history for people and tools."""
+    last = d / "last.npz"
+    if not last.exists():
+        kept = [p.name for p in d.iterdir() if not p.name.endswith(".tmp")] if d.is_dir() else []
+        return ("broken", f"{d} holds {', '.join(sorted(kept))} but no last.npz") if kept else ("fresh", None)
     try:
-        meta = json.loads((d / "history.json").read_text())
-        ck = load_checkpoint(d / "last.npz")
-    except (OSError, ValueError, CheckpointError):
-        return "fresh", None
+        ck = load_checkpoint(last)
+    except (OSError, ValueError) as exc:              # CheckpointError is a ValueError
+        return "broken", f"{last} cannot be read ({exc})"
     if ck.version < VERSION or ck.corpus_sha256 != corpus.sha256 or _key(ck.config) != _key(config):
-        return "fresh", None
-    return ("finished" if meta.get("finished") and ck.finished else "unfinished"), ck
+        return "differs", None
+    return ("finished" if ck.finished else "unfinished"), ck
+
+
+def _move_aside(d: Path) -> Path:
+    """Rename run directory d to d.broken-<time> (or -<time>-2, ...) beside it; returns the new path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside, n = d.with_name(f"{d.name}.broken-{stamp}"), 1
+    while aside.exists():
+        n += 1
+        aside = d.with_name(f"{d.name}.broken-{stamp}-{n}")
+    d.rename(aside)
+    return aside
 
 
 def _key(config: TrainConfig) -> dict:
