@@ -40,6 +40,7 @@ class TrainConfig:
     clip_norm: float | None = None  # first rescale the whole gradient to at most this L2 norm (None: never)
     objective: str = "sum"        # the loss each update minimises: "sum" over a sequence's T characters,
                                   # averaged over the B streams (the assignment's), or "mean" per character
+                                  # (the gradient divided by T; the logged loss stays per sequence either way)
     schedule: str = "constant"    # learning rate: "constant", "cosine" (from eta down to final_eta * eta at
                                   # the end of the run or of time_budget) or "step" (times decay_rate every decay_every)
     warmup: int = 0               # updates of linear warm-up from 0 to eta, before the schedule

@@ -17,7 +17,11 @@ With B streams (batch_size, as char-rnn's loader): the training text is cut
 into B contiguous pieces of equal length, read side by side, each carrying
 its own state; X and Y are (B, T) and the rules above hold per piece. The loss
 of an update is the mean over the streams of each sequence's summed loss, so
-at B = 1 it is exactly the assignment's; objective="mean" divides it by T.
+at B = 1 it is exactly the assignment's. objective="mean" minimises the loss
+per character instead, which divides the gradient by T; the loss, smooth loss
+and best smooth loss that the History records stay in the unit above (nats
+per sequence of T characters) with either objective, so every run's figures
+read alike (divide by seq_length for nats per character).
 Beyond the assignment: clip_norm, a learning-rate schedule, and reset_prob,
 which resets a stream's state to zeros at random so the model also learns to
 start from zeros.
