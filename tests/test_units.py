@@ -54,7 +54,10 @@ def test_read_gives_each_position_its_hidden_state_and_the_next_characters_proba
     assert P.min() > 0.9                                  # a learned cycle: every next character is sure
     zeros = Model(model.params, model.vocab, "lstm")
     H0, _ = read(zeros, ids, start="zeros")
-    assert not np.allclose(H0[0], H[0]) and np.allclose(H0[-1], H[-1], atol=1e-2)
+    # from zeros the state starts elsewhere and falls into the cycle's: the gap closes by 10x within 8 characters
+    # (measured over seeds 0-7: by 25-300x; a fixed atol at the end held for 7 of those 8 trajectories only)
+    start, end = np.abs(H0[0] - H[0]).max(), np.abs(H0[-1] - H[-1]).max()
+    assert start > 0.05 and end < 0.1 * start
 
 
 def test_the_unit_viewer_shows_the_chosen_features_unit_and_the_probabilities():
