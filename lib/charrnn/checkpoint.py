@@ -3,12 +3,17 @@
 A checkpoint file holds the arrays `param/<name>` (the cell's parameters),
 `best/<name>`, `opt/<state>`, the model state the run carries, `state` (B, S),
 with `state_input` (B,), the character ids each stream reads next, the best
-parameters' state `best_state`/`best_state_input`, and `meta`: the UTF-8 bytes
-of a JSON object with the format version, config (which names the cell),
-vocabulary, step, position, smooth loss, best so far, RNG states and the
-training history. A `best.npz` holds the best parameters and, as its `state`,
-the state they were trained in: the hidden state and input character of the
-update that gave the lowest smooth loss. No pickle anywhere. Files are written
+parameters' state `best_state`/`best_state_input`, in a run with held-out text
+the parameters with the lowest held-out loss `bestval/<name>` and their state
+`best_val_state`/`best_val_state_input`, with the spike guard on its copies
+`guard/<i>/theta`, `guard/<i>/opt/<state>`, and `meta`: the UTF-8 bytes of a
+JSON object with the format version, config (which names the cell),
+vocabulary, step, position, smooth loss, best so far, RNG states, the guard's
+state and the training history. A `best.npz` holds the best parameters and,
+as its `state`, the state they were trained in: the hidden state and input
+character of the update that gave the lowest smooth loss; `best_val.npz`
+likewise the parameters with the lowest held-out loss (kind "best_val"), with
+the state the run had reached when it was measured. No pickle anywhere. Files are written
 to a temporary name in the same directory, flushed, then renamed over the old
 one, so a crash never leaves a half-written checkpoint behind.
 
@@ -35,6 +40,7 @@ from .vocab import Vocabulary
 FORMAT = "charrnn-checkpoint"
 VERSION = 2
 READS = (1, 2)
+SAMPLING_KINDS = ("best", "best_val")    # files that hold one model to sample, no training state
 
 
 class CheckpointError(ValueError):
@@ -59,6 +65,13 @@ class Checkpoint:
     best_step: int | None = None
     best_state: np.ndarray | None = None        # (B, S) the state the best parameters were fed
     best_state_input: np.ndarray | None = None  # (B,) and their input characters
+    best_val_params: dict | None = None         # the parameters with the lowest held-out loss,
+    best_val_loss: float | None = None          # that loss (nats per character),
+    best_val_step: int | None = None            # after this many updates,
+    best_val_state: np.ndarray | None = None    # (B, S) the state the run had reached then,
+    best_val_state_input: np.ndarray | None = None   # (B,) and the characters it read next
+    guard: dict | None = None        # the spike guard's state (charrnn.guard), None when it is off
+    guard_arrays: dict = field(default_factory=dict)  # its copies: {"<i>/theta" | "<i>/opt/<key>": (n,)}
     rng_state: dict | None = None    # the sampling Generator's bit_generator.state
     reset_rng_state: dict | None = None   # the Generator of reset_prob's draws
     corpus_sha256: str | None = None
@@ -67,7 +80,7 @@ class Checkpoint:
     history: dict = field(default_factory=dict)
     finished: bool = False
     elapsed: float = 0.0             # seconds of training so far
-    kind: str = "last"               # "last" or "best"
+    kind: str = "last"               # "last", "best" (lowest smooth loss) or "best_val" (lowest held-out loss)
     path: str | None = None
     version: int = VERSION           # the format version it was read from
 
@@ -86,7 +99,7 @@ class Checkpoint:
 
     def best_model(self) -> Model:
         """The best parameters with their state: a `last` checkpoint's best, or a `best` file's own."""
-        if self.kind == "best" or self.best_params is None:
+        if self.kind in SAMPLING_KINDS or self.best_params is None:
             return self.model()
         return Model.from_arrays(self.best_params, self.vocab, self.cell, self.best_state, self.best_state_input)
 
@@ -100,6 +113,7 @@ def save_checkpoint(ckpt: Checkpoint, path) -> Path:
         "step": ckpt.step, "position": ckpt.position, "epoch": ckpt.epoch,
         "smooth_loss": ckpt.smooth_loss, "best_smooth_loss": ckpt.best_smooth_loss,
         "best_step": ckpt.best_step, "rng_state": ckpt.rng_state, "reset_rng_state": ckpt.reset_rng_state,
+        "best_val_loss": ckpt.best_val_loss, "best_val_step": ckpt.best_val_step, "guard": ckpt.guard,
         "cell": ckpt.config.cell,
         "corpus_sha256": ckpt.corpus_sha256, "corpus_path": ckpt.corpus_path,
         "keep_line_endings": ckpt.keep_line_endings, "history": ckpt.history,
@@ -107,14 +121,16 @@ def save_checkpoint(ckpt: Checkpoint, path) -> Path:
     }
     names = get_cell(ckpt.config.cell).PARAM_NAMES
     arrays = {f"param/{k}": np.asarray(ckpt.params[k]) for k in names}
-    if ckpt.best_params is not None:
-        arrays.update({f"best/{k}": np.asarray(ckpt.best_params[k]) for k in names})
+    for prefix, group in (("best", ckpt.best_params), ("bestval", ckpt.best_val_params)):
+        if group is not None:
+            arrays.update({f"{prefix}/{k}": np.asarray(group[k]) for k in names})
     arrays.update({f"opt/{k}": np.asarray(v) for k, v in ckpt.opt_state.items()})
-    for k in ("state", "state_input", "best_state", "best_state_input"):
+    arrays.update({f"guard/{k}": np.asarray(v) for k, v in ckpt.guard_arrays.items()})
+    for k in ("state", "state_input", "best_state", "best_state_input", "best_val_state", "best_val_state_input"):
         if getattr(ckpt, k) is not None:
             arrays[k] = np.asarray(getattr(ckpt, k))
     for k, a in arrays.items():   # never write what load_checkpoint would refuse
-        if k.startswith(("param/", "best/")) and not np.all(np.isfinite(a)):
+        if k.startswith(("param/", "best/", "bestval/", "guard/")) and not np.all(np.isfinite(a)):
             raise CheckpointError(f"refusing to write checkpoint {path}: {k} holds non-finite values")
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     write_atomic(path, lambda f: np.savez(f, **arrays))
@@ -191,6 +207,7 @@ def _from_parts(meta, arrays, p: Path) -> Checkpoint:
 
     params = group("param", True)
     best = group("best", False)
+    best_val = group("bestval", False)
     n = sum(a.size for a in params.values())
     opt = {}
     for k in STATE_KEYS[config.optimizer]:
@@ -217,6 +234,15 @@ def _from_parts(meta, arrays, p: Path) -> Checkpoint:
             raise CheckpointError(f"checkpoint {p}: {name} must be {B} character ids below K={len(vocab)}")
         return a
 
+    guard = meta.get("guard")
+    guard_arrays = {k[len("guard/"):]: a for k, a in arrays.items() if k.startswith("guard/")}
+    if config.spike_guard is not None and meta.get("kind", "last") == "last":   # training state: complete
+        copies = guard.get("copies") if isinstance(guard, dict) else None
+        if not isinstance(copies, list) or len(guard_arrays) != len(copies) * (1 + len(STATE_KEYS[config.optimizer])):
+            raise CheckpointError(f"checkpoint {p}: the spike guard is on but its state is missing or incomplete")
+    for k, a in guard_arrays.items():
+        if a.shape != (n,) or a.dtype.kind != "f" or not np.all(np.isfinite(a)):
+            raise CheckpointError(f"checkpoint {p}: guard/{k} must be ({n},) finite floats")
     step = meta["step"]
     if not isinstance(step, int) or step < 0:
         raise CheckpointError(f"checkpoint {p}: step must be an integer >= 0, got {step!r}")
@@ -225,7 +251,10 @@ def _from_parts(meta, arrays, p: Path) -> Checkpoint:
         position=int(meta["position"]), epoch=int(meta["epoch"]), smooth_loss=meta["smooth_loss"],
         state=state("state"), state_input=inputs("state_input"), opt_state=opt, best_params=best,
         best_smooth_loss=meta["best_smooth_loss"], best_step=meta["best_step"], best_state=state("best_state"),
-        best_state_input=inputs("best_state_input"), rng_state=meta["rng_state"],
+        best_state_input=inputs("best_state_input"), best_val_params=best_val,
+        best_val_loss=meta.get("best_val_loss"), best_val_step=meta.get("best_val_step"),
+        best_val_state=state("best_val_state"), best_val_state_input=inputs("best_val_state_input"),
+        guard=guard, guard_arrays=guard_arrays, rng_state=meta["rng_state"],
         reset_rng_state=meta.get("reset_rng_state"), corpus_sha256=meta["corpus_sha256"],
         corpus_path=meta.get("corpus_path"), keep_line_endings=bool(meta.get("keep_line_endings", False)),
         history=meta.get("history") or {}, finished=bool(meta.get("finished")),

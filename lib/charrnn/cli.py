@@ -66,6 +66,11 @@ TRAIN_OPTIONS = (
     ("optimisation", "final_eta", float, f"the cosine schedule's last rate, a fraction of eta (default {_D.final_eta})"),
     ("optimisation", "reset_prob", float, "reset each stream's state to zeros with this probability per update "
                                           "(default 0: only at a new epoch, the assignment's)"),
+    ("optimisation", "spike_guard", float, "the spike guard: refuse an update whose loss exceeds this many times "
+                                           "its recent level, put back a recent copy and lower eta (default: off)"),
+    ("optimisation", "spike_eta", float, f"the guard's factor on eta at each recovery; 1: only skip the batch "
+                                         f"(default {_D.spike_eta})"),
+    ("optimisation", "spike_every", _int, f"updates between the guard's copies (default {_D.spike_every})"),
     ("optimisation", "n_updates", _int, f"total updates, counting resumed ones (default {_D.n_updates})"),
     ("optimisation", "seed", _seed, "seed for weights and samples (default 0)"),
     ("bookkeeping", "checkpoint_every", _int, f"updates between `last` checkpoints (default {_D.checkpoint_every})"),
@@ -223,6 +228,11 @@ def cmd_train(args) -> int:
         if ev["event"] == "sample":
             loss = "-" if ev["smooth_loss"] is None else f"{ev['smooth_loss']:.2f}"
             tqdm.write(f"--- update {ev['step']}, smooth loss {loss} ---\n{ev['text']}\n", file=sys.stderr)
+        elif ev["event"] == "spike":
+            num = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)   # noqa: E731 (a loss may be "nan")
+            tqdm.write(f"--- update {ev['step']}: loss {num(ev['loss'])} against a recent level of {num(ev['level'])}; "
+                       f"the spike guard put back update {ev['restored']}'s parameters, eta now {ev['eta']:.3g} ---",
+                       file=sys.stderr)
         elif ev["event"] == "val":
             tqdm.write(f"--- update {ev['step']}: held-out loss {ev['val_loss']:.4f} nats per character ---",
                        file=sys.stderr)

@@ -51,6 +51,12 @@ class TrainConfig:
                                   # probability (0: only at a new epoch, the assignment's)
     max_loss_ratio: float = 100.0  # stop as diverged when a loss exceeds this many times seq_length*log(K),
                                   # i.e. far worse than guessing uniformly (non-finite losses always stop)
+    spike_guard: float | None = None  # the spike guard (charrnn.guard): an update whose loss exceeds this many
+                                  # times its recent level is refused, a recent copy of the parameters and
+                                  # optimiser state put back, and training goes on (None: off, the assignment's)
+    spike_eta: float = 0.5        # each recovery multiplies the learning rate by this for the rest of the run
+                                  # (1: only skip the batch)
+    spike_every: int = 100        # updates between the guard's copies (the older of the last two is put back)
     n_updates: int = 100_000      # total updates (ignored when epochs is set)
     epochs: int | None = None     # train for this many passes over the text instead
     time_budget: float | None = None  # stop after this many seconds of training (None: no limit)
@@ -80,6 +86,9 @@ class TrainConfig:
         need(_finite(self.eps) and self.eps > 0, f"eps must be > 0, got {self.eps!r}")
         need(_finite(self.max_loss_ratio) and self.max_loss_ratio > 1,
              f"max_loss_ratio must be > 1, got {self.max_loss_ratio!r}")
+        need(self.spike_guard is None or (_finite(self.spike_guard) and self.spike_guard > 1),
+             f"spike_guard must be > 1 (a multiple of the recent loss), got {self.spike_guard!r}")
+        need(_finite(self.spike_eta) and 0 < self.spike_eta <= 1, f"spike_eta must be in (0, 1], got {self.spike_eta!r}")
         need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         need(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         need(self.cell in CELLS, f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
@@ -105,7 +114,8 @@ class TrainConfig:
              f"time_budget must be > 0 seconds, got {self.time_budget!r}")
         need(_finite(self.val_fraction) and 0 <= self.val_fraction < 1,
              f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
-        for name in ("log_every", "sample_every", "checkpoint_every", "val_every", "decay_every", "val_streams"):
+        for name in ("log_every", "sample_every", "checkpoint_every", "val_every", "decay_every", "val_streams",
+                     "spike_every"):
             v = getattr(self, name)
             need(_is_int(v) and v >= 1, f"{name} must be an integer >= 1, got {v!r}")
         need(_is_int(self.sample_length) and self.sample_length >= 0,

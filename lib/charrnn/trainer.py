@@ -43,6 +43,7 @@ from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_check
 from .config import ConfigError, TrainConfig
 from .corpus import Corpus, CorpusError
 from .fileio import check_writable_dir, remove_stale_temporaries, write_json_atomic
+from .guard import Guard
 from .models import char_losses, get_cell, mean_loss_per_char, zero_state
 from .optim import STATE_KEYS, STEPS, init_state
 from .sampling import Model, sample
@@ -77,6 +78,9 @@ class History:
     epoch_steps: list = field(default_factory=list)   # update counts at which epochs 2, 3, ... began
     best_smooth_loss: float | None = None
     best_step: int | None = None
+    best_val_loss: float | None = None                # the lowest held-out loss measured, and where
+    best_val_step: int | None = None
+    spikes: list | None = None                        # the spike guard's events (None when it is off)
     step: int = 0                                     # updates done
     elapsed: float = 0.0                              # seconds spent training (all sessions)
     updates_per_second: float = 0.0                   # over this call's updates
@@ -89,13 +93,17 @@ class History:
     state_input: np.ndarray | None = None             # (B,) the characters that follow it in the text
     best_state: np.ndarray | None = None              # (B, S) the state fed to the best update
     best_state_input: np.ndarray | None = None        # (B,) its input characters X[:, 0]
+    best_val_params: dict | None = None               # parameters with the lowest held-out loss
+    best_val_state: np.ndarray | None = None          # (B, S) the state they had reached, and
+    best_val_state_input: np.ndarray | None = None    # (B,) the characters that came next
 
     JSON_FIELDS = ("config", "vocab", "steps", "loss", "smooth_loss", "val_steps", "val_loss", "val_seconds",
-                   "samples", "epoch_steps", "best_smooth_loss", "best_step", "step", "elapsed",
-                   "updates_per_second", "stopped", "corpus_sha256")
+                   "samples", "epoch_steps", "best_smooth_loss", "best_step", "best_val_loss", "best_val_step",
+                   "spikes", "step", "elapsed", "updates_per_second", "stopped", "corpus_sha256")
 
     def to_json(self) -> dict:
-        return {k: getattr(self, k) for k in self.JSON_FIELDS}
+        """The JSON fields; `spikes` only when the spike guard is on."""
+        return {k: getattr(self, k) for k in self.JSON_FIELDS if not (k == "spikes" and self.spikes is None)}
 
     @classmethod
     def from_json(cls, d: dict, **arrays) -> "History":
@@ -106,6 +114,14 @@ class History:
         params, states, inputs = ((self.best_params, self.best_state, self.best_state_input) if best else
                                   (self.params, self.state, self.state_input))
         return Model.from_arrays(params, Vocabulary.from_json(self.vocab), self.config.get("cell", "rnn"), states, inputs)
+
+    def best_val_model(self) -> Model:
+        """The parameters with the lowest held-out loss and the state they had reached (a run with
+        val_fraction > 0)."""
+        if self.best_val_params is None:
+            raise ValueError("this run measured no held-out loss (val_fraction = 0), so it has no best held-out model")
+        return Model.from_arrays(self.best_val_params, Vocabulary.from_json(self.vocab), self.config.get("cell", "rnn"),
+                                 self.best_val_state, self.best_val_state_input)
 
 
 @dataclass
@@ -123,12 +139,18 @@ class TrainState:
     best_step: int | None = None
     best_state: np.ndarray | None = None  # (B, S) the state fed to the best update
     best_input: np.ndarray | None = None  # (B,) the input characters X[:, 0] of that update
+    best_val_loss: float = math.inf       # the lowest held-out loss so far, after best_val_step updates,
+    best_val_step: int | None = None
+    best_val_params: dict | None = None   # with those parameters (copies),
+    best_val_state: np.ndarray | None = None    # (B, S) the state they had reached and
+    best_val_input: np.ndarray | None = None    # (B,) the characters each stream read next
+    guard: Guard | None = None            # the spike guard (config.spike_guard), None when off
     elapsed: float = 0.0                  # seconds of training before this session
 
     @classmethod
     def fresh(cls, config: TrainConfig, state: np.ndarray) -> "TrainState":
         return cls(state=state, rng=np.random.default_rng([config.seed, 1]),
-                   reset_rng=np.random.default_rng([config.seed, 2]))
+                   reset_rng=np.random.default_rng([config.seed, 2]), guard=Guard.from_config(config))
 
     @classmethod
     def from_checkpoint(cls, ck: Checkpoint, dtype) -> "TrainState":
@@ -136,19 +158,31 @@ class TrainState:
         rng.bit_generator.state = ck.rng_state
         if ck.reset_rng_state is not None:
             reset_rng.bit_generator.state = ck.reset_rng_state
+        guard = Guard.from_config(ck.config)
+        if guard is not None:
+            n = sum(v.size for v in ck.params.values())
+            guard.restore(ck.guard, ck.guard_arrays, n, STATE_KEYS[ck.config.optimizer], dtype)
         return cls(state=ck.state.astype(dtype), rng=rng, reset_rng=reset_rng, step=ck.step,
                    position=ck.position, epoch=ck.epoch, smooth_loss=ck.smooth_loss,
                    best_smooth_loss=math.inf if ck.best_smooth_loss is None else ck.best_smooth_loss,
                    best_step=ck.best_step, best_state=ck.best_state, best_input=ck.best_state_input,
+                   best_val_loss=math.inf if ck.best_val_loss is None else ck.best_val_loss,
+                   best_val_step=ck.best_val_step, best_val_params=ck.best_val_params,
+                   best_val_state=ck.best_val_state, best_val_input=ck.best_val_state_input, guard=guard,
                    elapsed=ck.elapsed)
 
     def checkpoint_fields(self) -> dict:
         """The Checkpoint fields this state fills."""
+        guard, guard_arrays = self.guard.to_checkpoint() if self.guard is not None else (None, {})
         return dict(step=self.step, position=self.position, epoch=self.epoch, smooth_loss=self.smooth_loss,
                     state=self.state, rng_state=self.rng.bit_generator.state,
                     reset_rng_state=self.reset_rng.bit_generator.state,
                     best_smooth_loss=None if self.best_smooth_loss == math.inf else self.best_smooth_loss,
-                    best_step=self.best_step, best_state=self.best_state, best_state_input=self.best_input)
+                    best_step=self.best_step, best_state=self.best_state, best_state_input=self.best_input,
+                    best_val_loss=None if self.best_val_loss == math.inf else self.best_val_loss,
+                    best_val_step=self.best_val_step, best_val_params=self.best_val_params,
+                    best_val_state=self.best_val_state, best_val_state_input=self.best_val_input,
+                    guard=guard, guard_arrays=guard_arrays)
 
 
 class _Flat:
@@ -283,6 +317,11 @@ class _Trainer:
             self.flat.load(cell.init_params(K, m, config.sigma, seed=config.seed, dtype=dtype) if params is None
                            else _checked_params(params, cell.param_shapes(K, m)))
             self.s = TrainState.fresh(config, zero_state(cell, B, m, dtype))
+        self.guard = self.s.guard
+        if self.guard is not None:
+            self.history.spikes = self.guard.spikes = self.history.spikes or []
+            if not config.resume:
+                self.guard.keep(0, self.flat.theta, self.opt_state)   # the first copy: the initial parameters
         # only now, with every input checked, create the run directory: a refused run writes nothing
         self.fresh_dir = bool(config.checkpoint_dir) and not Path(config.checkpoint_dir).exists()
         self.run_dir = check_writable_dir(config.checkpoint_dir) if config.checkpoint_dir else None
@@ -293,7 +332,7 @@ class _Trainer:
 
     # --- the loop ---
     def run(self, progress: bool) -> History:
-        config, s, flat, history, cell = self.config, self.s, self.flat, self.history, self.cell
+        config, s, flat, history, cell, guard = self.config, self.s, self.flat, self.history, self.cell, self.guard
         pieces, T, B = self.pieces, config.seq_length, config.batch_size
         P = pieces.shape[1]
         forward, backward = cell.forward_batch, cell.backward_batch
@@ -301,14 +340,14 @@ class _Trainer:
         loss_limit = config.max_loss_ratio * T * math.log(max(self.K, 2))
         hyper = dict(eta=config.eta, eps=config.eps, clip=config.clip, rho=config.rho, beta1=config.beta1,
                      beta2=config.beta2)
-        scheduled = config.schedule != "constant" or config.warmup > 0
+        scheduled = config.schedule != "constant" or config.warmup > 0 or guard is not None
         scale = (1.0 / (B * T) if config.objective == "mean" else 1.0 / B)   # d(update's loss)/d(summed loss)
         G = flat.grads
         work = np.empty_like(flat.theta)                 # the optimiser's step
         ws = cell.workspace(B, T, self.K, self.m, self.dtype)   # forward/backward buffers, reused every update
         self.t0, self.validating, start_step = time.perf_counter(), 0.0, s.step
         stop = _SignalFlag()
-        bar = _progress_bar(self.target, s.step, progress)
+        bar = self.bar = _progress_bar(self.target, s.step, progress)
         try:
             with stop:
                 while s.step < self.target:
@@ -322,38 +361,38 @@ class _Trainer:
                         s.state = self._maybe_reset(s.state)
                     if s.step % config.sample_every == 0 and config.sample_length and not _sampled_at(history, s.step):
                         self._sample(X[0, 0], s.state[0])
+                    if scheduled:
+                        hyper["eta"] = config.eta_at(s.step, self._progress()) * (guard.eta_scale if guard else 1.0)
                     loss, cache = forward(flat.params, X, Y, s.state, ws)
                     if B > 1:
                         loss /= B                        # per stream: a sequence's summed loss, as at B = 1
-                    if not math.isfinite(loss) or loss > loss_limit:
-                        raise self._diverged(loss, loss_limit)
-                    state_in = s.state
-                    _, s.state = backward(flat.params, cache, out=G)
-                    if scale != 1.0:
-                        flat.grad *= scale
-                    if config.clip_norm is not None:
-                        norm = math.sqrt(float(np.dot(flat.grad, flat.grad)))
-                        if norm > config.clip_norm:
-                            flat.grad *= config.clip_norm / norm
-                    s.smooth_loss = loss if s.smooth_loss is None else 0.999 * s.smooth_loss + 0.001 * loss
-                    improved = s.smooth_loss < s.best_smooth_loss   # then the parameters that produced it are the best
-                    if improved:
-                        s.best_smooth_loss, s.best_step = s.smooth_loss, s.step
-                        s.best_state, s.best_input = state_in, X[:, 0].copy()
-                    if scheduled:
-                        hyper["eta"] = config.eta_at(s.step, self._progress())
-                    optimizer_step(flat.grad, self.opt_state, work, t=s.step + 1, **hyper)   # clips flat.grad in place
-                    flat.step(work, keep_as_best=improved)
+                    if guard is not None and guard.trips(loss, loss_limit):
+                        self._recover(loss, hyper["eta"], loss_limit)      # nothing is applied; the batch is skipped
+                    else:
+                        if not math.isfinite(loss) or loss > loss_limit:
+                            raise self._diverged(loss, loss_limit)
+                        state_in = s.state
+                        _, s.state = backward(flat.params, cache, out=G)
+                        if scale != 1.0:
+                            flat.grad *= scale
+                        if config.clip_norm is not None:
+                            norm = math.sqrt(float(np.dot(flat.grad, flat.grad)))
+                            if norm > config.clip_norm:
+                                flat.grad *= config.clip_norm / norm
+                        s.smooth_loss = loss if s.smooth_loss is None else 0.999 * s.smooth_loss + 0.001 * loss
+                        improved = s.smooth_loss < s.best_smooth_loss   # then the parameters that produced it are the best
+                        if improved:
+                            s.best_smooth_loss, s.best_step = s.smooth_loss, s.step
+                            s.best_state, s.best_input = state_in, X[:, 0].copy()
+                        optimizer_step(flat.grad, self.opt_state, work, t=s.step + 1, **hyper)   # clips flat.grad in place
+                        flat.step(work, keep_as_best=improved)
+                        if guard is not None:
+                            guard.accept(loss)
+                            guard.keep(s.step + 1, flat.theta, self.opt_state)
                     s.step += 1
                     s.position += T
                     if s.step % config.log_every == 0 or s.step == 1:
-                        history.steps.append(s.step)
-                        history.loss.append(loss)
-                        history.smooth_loss.append(s.smooth_loss)
-                        self.emit({"event": "log", "step": s.step, "loss": loss, "smooth_loss": s.smooth_loss})
-                        if bar is not None:
-                            bar.update(s.step - bar.n)
-                            bar.set_postfix(smooth_loss=f"{s.smooth_loss:.2f}", refresh=False)
+                        self._log(loss)
                     if config.val_fraction > 0 and s.step % config.val_every == 0:
                         self._validate()
                     if s.step % config.checkpoint_every == 0 and s.step < self.target:
@@ -404,6 +443,33 @@ class _Trainer:
             done = max(done, self.elapsed() / self.config.time_budget)
         return done
 
+    def _log(self, loss):
+        s, history, bar = self.s, self.history, self.bar
+        history.steps.append(s.step)
+        history.loss.append(loss)
+        history.smooth_loss.append(s.smooth_loss)
+        self.emit({"event": "log", "step": s.step, "loss": loss, "smooth_loss": s.smooth_loss})
+        if bar is not None:
+            bar.update(s.step - bar.n)
+            post = {"smooth_loss": f"{s.smooth_loss:.2f}"} if s.smooth_loss is not None else {}
+            if history.spikes is not None:
+                post["spikes"] = len(history.spikes)
+            bar.set_postfix(post, refresh=False)
+
+    def _recover(self, loss, eta, limit):
+        """The spike guard refuses this update: the parameters and optimiser state go back to its older
+        copy, the learning rate drops, every stream restarts from zeros (its state came from the refused
+        parameters); recorded in history.spikes and announced as a "spike" event."""
+        s, guard = self.s, self.guard
+        if not guard.can_recover:
+            raise self._diverged(loss, limit, f"; the spike guard had recovered {guard.strikes} times in a row "
+                                              f"without getting past it")
+        event = guard.recover(s.step + 1, loss, eta, self.flat.theta, self.opt_state)
+        s.state = zero_state(self.cell, self.config.batch_size, self.m, self.dtype)
+        self.emit({"event": "spike", **event})
+        if self.bar is not None:
+            self.bar.set_postfix(smooth_loss=f"{s.smooth_loss:.2f}", spikes=len(guard.spikes), refresh=True)
+
     def _maybe_reset(self, state):
         """state with each stream reset to zeros with probability reset_prob (a new array when any is)."""
         reset = self.s.reset_rng.random(len(state)) < self.config.reset_prob
@@ -429,16 +495,21 @@ class _Trainer:
         history.val_steps.append(s.step)
         history.val_loss.append(v)
         history.val_seconds.append(round(self.elapsed(), 3))
+        if v < s.best_val_loss:                          # the best held-out model so far, kept with its state
+            s.best_val_loss, s.best_val_step = v, s.step
+            s.best_val_params, s.best_val_state, s.best_val_input = self.flat.copy(), s.state, self._state_input()
+            self._save_best_val()
         train_loss = None if s.smooth_loss is None else s.smooth_loss / self.config.seq_length
         self.emit({"event": "val", "step": s.step, "val_loss": v, "train_loss": train_loss})
 
-    def _diverged(self, loss, limit) -> TrainingDiverged:
+    def _diverged(self, loss, limit, why: str = "") -> TrainingDiverged:
         config, run_dir = self.config, self.run_dir
         last = run_dir / "last.npz" if run_dir and (run_dir / "last.npz").exists() else None
         what = f"became {loss}" if not math.isfinite(loss) else \
-            f"exploded to {loss:.4g} (over {config.max_loss_ratio:g} x seq_length*log(K) = {limit:.4g})"
-        return TrainingDiverged(f"training diverged: the loss {what} at update {self.s.step + 1} (eta={config.eta}); "
-                                + (f"the last good checkpoint is {last}" if last else "no checkpoint was written"))
+            f"exploded to {loss:.4g}" + (f" (over {config.max_loss_ratio:g} x seq_length*log(K) = {limit:.4g})"
+                                         if loss > limit else "")
+        return TrainingDiverged(f"training diverged: the loss {what} at update {self.s.step + 1} (eta={config.eta})"
+                                f"{why}; " + (f"the last good checkpoint is {last}" if last else "no checkpoint was written"))
 
     def _state_input(self) -> np.ndarray:
         """(B,) the character each stream reads next: the input that goes with the carried state."""
@@ -448,8 +519,35 @@ class _Trainer:
         s, history = self.s, self.history
         history.best_smooth_loss = None if s.best_smooth_loss == math.inf else s.best_smooth_loss
         history.best_step, history.step, history.elapsed = s.best_step, s.step, self.elapsed()
+        history.best_val_loss = None if s.best_val_loss == math.inf else s.best_val_loss
+        history.best_val_step = s.best_val_step
         history.state, history.state_input = s.state, self._state_input()
         history.best_state, history.best_state_input = s.best_state, s.best_input
+        history.best_val_params, history.best_val_state = s.best_val_params, s.best_val_state
+        history.best_val_state_input = s.best_val_input
+
+    def _common(self, finished: bool) -> dict:
+        """The Checkpoint fields every file of the run shares: what it is, where it stands, its history."""
+        self._fill_history()
+        return dict(vocab=self.vocab, config=self.config, corpus_sha256=self.corpus.sha256,
+                    corpus_path=self.corpus.path, keep_line_endings=self.corpus.keep_line_endings,
+                    history=self.history.to_json(), finished=finished, elapsed=self.history.elapsed,
+                    **self.s.checkpoint_fields())
+
+    def _sampling_file(self, name: str, kind: str, params, state, state_input, finished: bool) -> None:
+        """Write run_dir/name: one model to sample (params with the state they go with), no training state."""
+        fields = {**self._common(finished), "state": state, "state_input": state_input, "opt_state": {},
+                  "rng_state": None, "reset_rng_state": None, "best_state": None, "best_state_input": None,
+                  "best_val_params": None, "best_val_state": None, "best_val_state_input": None,
+                  "guard": None, "guard_arrays": {}}
+        save_checkpoint(Checkpoint(params=params, best_params=None, kind=kind, **fields), self.run_dir / name)
+
+    def _save_best_val(self):
+        """best_val.npz, written whenever the held-out loss improves (the file a reader samples from)."""
+        if self.run_dir is not None:
+            s = self.s
+            self._sampling_file("best_val.npz", "best_val", s.best_val_params, s.best_val_state, s.best_val_input,
+                                finished=False)
 
     def _checkpoint(self, finished=False):
         """Save `last` (and `best` when it improved since its last save); returns the path of `last`."""
@@ -461,17 +559,11 @@ class _Trainer:
                 f"training diverged: the parameters became non-finite by update {s.step} (eta={self.config.eta}); "
                 + (f"the last good checkpoint is {run_dir / 'last.npz'}" if (run_dir / "last.npz").exists()
                    else "no checkpoint was written"))
-        self._fill_history()
+        common = self._common(finished)
         history = self.history
-        common = dict(vocab=self.vocab, config=self.config, corpus_sha256=self.corpus.sha256,
-                      corpus_path=self.corpus.path, keep_line_endings=self.corpus.keep_line_endings, history=history.to_json(), finished=finished,
-                      elapsed=history.elapsed, **s.checkpoint_fields())
         if s.best_step is not None and s.best_step != self.best_saved_step or finished:
             # `best` is for sampling: the best parameters and the state they were trained in, no training state
-            best_only = {**common, "state": s.best_state, "state_input": s.best_input, "opt_state": {},
-                         "rng_state": None, "reset_rng_state": None, "best_state": None, "best_state_input": None}
-            save_checkpoint(Checkpoint(params=flat.copy(flat.best), best_params=None, kind="best", **best_only),
-                            run_dir / "best.npz")
+            self._sampling_file("best.npz", "best", flat.copy(flat.best), s.best_state, s.best_input, finished)
             self.best_saved_step = s.best_step
         path = save_checkpoint(Checkpoint(params=flat.params, best_params=flat.copy(flat.best), kind="last",
                                           opt_state=self.opt_state, state_input=self._state_input(), **common),

@@ -30,7 +30,7 @@ from .paths import repo_root, runs_dir
 from .sampling import Model, SamplingError, check_sampling_args, distribution
 
 TOP_K = 15                      # characters shown in the chart
-KINDS = ("best", "last")        # checkpoint files a run directory holds, in picker order
+KINDS = ("best", "best_val", "last")   # checkpoint files a run directory holds, in picker order
 PRIME_CANDIDATES = ("The ", "And ", "the ", "He ", "A ")   # tried in order; must be in the vocabulary
 CREATE_HINT = ("<code>make report</code> trains the report's models, or train one yourself: "
                "<code>python -m charrnn train --corpus data/shakespeare.txt --updates 20000 --out runs/NAME</code>")
@@ -76,8 +76,11 @@ class CheckpointEntry:
 
     @property
     def step(self) -> int:
-        """Updates behind these parameters (for `best`: the step where the smooth loss was lowest)."""
+        """Updates behind these parameters (for `best`: the step where the smooth loss was lowest, for
+        `best_val`: where the held-out loss was)."""
         ck = self.checkpoint
+        if ck.kind == "best_val" and ck.best_val_step is not None:
+            return ck.best_val_step
         return ck.best_step if ck.kind == "best" and ck.best_step is not None else ck.step
 
     @property
@@ -87,8 +90,12 @@ class CheckpointEntry:
 
     @property
     def label(self) -> str:
-        loss = "" if self.loss is None else f", smooth loss {self.loss:.2f}"
-        return f"{self.run} · {self.checkpoint.kind} ({self.checkpoint.cell}, step {self.step:,}{loss})"
+        ck = self.checkpoint
+        if ck.kind == "best_val" and ck.best_val_loss is not None:
+            loss = f", held-out loss {ck.best_val_loss:.3f}"
+        else:
+            loss = "" if self.loss is None else f", smooth loss {self.loss:.2f}"
+        return f"{self.run} · {ck.kind} ({ck.cell}, step {self.step:,}{loss})"
 
     @property
     def model(self) -> Model:
@@ -96,7 +103,7 @@ class CheckpointEntry:
 
 
 def find_checkpoints(root=None) -> tuple[list[CheckpointEntry], list[str]]:
-    """Every best.npz and last.npz under root (default runs_dir()).
+    """Every best.npz, best_val.npz and last.npz under root (default runs_dir()).
 
     Returns (entries sorted by run then best before last, one-line notes on files that could not be read).
     """
