@@ -31,16 +31,17 @@ def text():
 
 
 class Injector:
-    """Replaces gru.backward_batch: the gradient of update INJECT is multiplied by 1e4. It follows the
-    trainer's step through the "log" events (log_every=1), so a resumed run is injected at the same update."""
+    """Replaces gru.backward_batch: the gradient of each update in `at` (1-based) is multiplied by 1e4. It
+    follows the trainer's step through the "log" events (log_every=1), so a resumed run is injected at the
+    same updates."""
 
-    def __init__(self, monkeypatch, start=0):
+    def __init__(self, monkeypatch, start=0, at=(INJECT,)):
         self.step, self.fired = start, 0
         real = gru.backward_batch
 
         def backward(params, cache, out=None):
             g, s = real(params, cache, out)
-            if self.step == INJECT - 1:
+            if self.step + 1 in at:
                 self.fired += 1
                 for v in g.values():
                     v *= 1e4
@@ -50,6 +51,28 @@ class Injector:
     def __call__(self, ev):
         if ev["event"] == "log":
             self.step = ev["step"]
+
+
+def test_the_guard_escalates_from_skipping_to_the_newest_copy_to_the_older_one(text, monkeypatch):
+    """Three damaged updates in a row: skip, then the copy of update 300, then that of 200, which must be
+    exactly the parameters the same run had after 200 updates."""
+    inject = Injector(monkeypatch, at=(INJECT, INJECT + 1, INJECT + 2))
+    seen = {}
+    real = gru.forward_batch
+
+    def forward(params, X, Y, S0, ws):
+        if inject.step == INJECT + 2:                # update 403: the first after the third refusal
+            seen.update({k: v.copy() for k, v in params.items()}, S0=S0.copy())
+        return real(params, X, Y, S0, ws)
+    monkeypatch.setattr(gru, "forward_batch", forward)
+    h = train(text, CFG.replace(spike_guard=1.5), callback=inject)
+    assert inject.fired == 3
+    assert [(e["step"], e["restored"]) for e in h.spikes] == [(400, None), (401, 300), (402, 200)]
+    assert [e["eta"] for e in h.spikes] == pytest.approx([0.005, 0.0025, 0.00125])
+    at_200 = train(text, CFG.replace(spike_guard=1.5, n_updates=200))
+    for k in at_200.params:
+        assert np.array_equal(seen[k], at_200.params[k]), k
+    assert not seen["S0"].any()                      # every stream restarted from zeros
 
 
 def per_char(h, a, b):
@@ -76,9 +99,10 @@ def test_the_guard_recovers_from_a_scaled_gradient_and_records_it(text, monkeypa
     guarded = train(text, CFG.replace(spike_guard=1.5), callback=lambda ev: inject(ev) or events.append(ev))
     assert inject.fired == 1 and len(guarded.spikes) == 1
     spike = guarded.spikes[0]
-    assert INJECT < spike["step"] <= INJECT + 10                  # caught within a few updates of the damage
-    assert spike["restored"] in (INJECT - 200, INJECT - 100)      # the older copy, from before the damage
-    assert spike["loss"] > 1.5 * spike["level"] and spike["eta"] == pytest.approx(0.005)
+    assert spike["step"] == INJECT                                # the gradient norm gives it away: never applied
+    assert spike["grad_norm"] > 1e3 * spike["norm_level"] and spike["loss"] < 1.5 * spike["level"]   # not the loss
+    assert spike["restored"] is None and spike["action"] == "skip the batch, eta x0.5"   # nothing to put back
+    assert spike["eta"] == pytest.approx(0.005)
     assert [e for e in events if e["event"] == "spike"] == [{"event": "spike", **spike}]
     after = per_char(guarded, INJECT + 50, INJECT + 100)
     assert after < before + 0.05                                  # back to where it was, within 0.05 nats
@@ -87,11 +111,13 @@ def test_the_guard_recovers_from_a_scaled_gradient_and_records_it(text, monkeypa
 
 @pytest.mark.parametrize("stop_at", [380, 470], ids=["stopped-before-the-spike", "stopped-after-the-recovery"])
 def test_stop_and_resume_across_a_recovery_is_bit_for_bit(text, monkeypatch, tmp_path, stop_at):
+    """Two damaged updates in a row: the guard skips the first and puts back the newest copy at the second."""
     cfg = CFG.replace(spike_guard=1.5, checkpoint_every=50)
-    whole = train(text, cfg.replace(checkpoint_dir=str(tmp_path / "whole")), callback=Injector(monkeypatch))
-    assert len(whole.spikes) == 1 and whole.spikes[0]["step"] < 450
+    at = (INJECT, INJECT + 1)
+    whole = train(text, cfg.replace(checkpoint_dir=str(tmp_path / "whole")), callback=Injector(monkeypatch, at=at))
+    assert [(e["step"], e["restored"]) for e in whole.spikes] == [(400, None), (401, 300)]
     d = tmp_path / "cut"
-    inject = Injector(monkeypatch)
+    inject = Injector(monkeypatch, at=at)
 
     def stop(ev):
         inject(ev)
@@ -100,8 +126,9 @@ def test_stop_and_resume_across_a_recovery_is_bit_for_bit(text, monkeypatch, tmp
     with pytest.raises(KeyboardInterrupt):
         train(text, cfg.replace(checkpoint_dir=str(d)), callback=stop)
     ck = load_checkpoint(d / "last.npz")
-    assert ck.step == stop_at // 50 * 50 and len(ck.history["spikes"]) == (ck.step > whole.spikes[0]["step"])
-    resumed = train(text, cfg.replace(checkpoint_dir=str(d), resume=str(d)), callback=Injector(monkeypatch, ck.step))
+    assert ck.step == stop_at // 50 * 50 and len(ck.history["spikes"]) == 2 * (ck.step > INJECT)
+    resumed = train(text, cfg.replace(checkpoint_dir=str(d), resume=str(d)),
+                    callback=Injector(monkeypatch, ck.step, at=at))
     for k in whole.params:
         assert np.array_equal(resumed.params[k], whole.params[k]), k
         assert np.array_equal(resumed.best_params[k], whole.best_params[k]), k
@@ -135,6 +162,7 @@ def test_a_loss_that_stays_non_finite_stops_after_the_guards_strikes(text, monke
     ("spike_eta", 0.0, r"spike_eta must be in \(0, 1\]"),
     ("spike_eta", 1.5, r"spike_eta must be in \(0, 1\]"),
     ("spike_every", 0, "spike_every must be an integer >= 1"),
+    ("spike_norm", 0.5, "spike_norm must be > 1"),
 ])
 def test_bad_guard_settings_are_refused(field, value, message):
     with pytest.raises(ConfigError, match=message):
@@ -199,10 +227,10 @@ def test_a_corrupted_batch_in_a_real_run_is_refused_shown_and_survives_kills(tmp
     _, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
     spikes = json.loads((tmp_path / "whole" / "history.json").read_text())["spikes"]
-    assert [s["step"] for s in spikes] == [601] and spikes[0]["restored"] == 500
+    assert [s["step"] for s in spikes] == [601] and spikes[0]["restored"] is None
     line = [ln for ln in err.splitlines() if "spike guard" in ln]
-    assert len(line) == 1 and line[0].startswith("--- update 601: loss ") and "put back update 500's parameters, " \
-                                                                             "eta now 0.005 ---" in line[0]
+    assert len(line) == 1 and line[0].startswith("--- update 601: loss ") and line[0].endswith(
+        "; the spike guard: skip the batch, eta x0.5, eta now 0.005 ---")
     assert "spikes=1" in err                                   # on the progress line
     # killed twice, once just before the corrupted batch and once after the recovery, resumed each time
     out = tmp_path / "killed"

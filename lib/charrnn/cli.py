@@ -68,6 +68,8 @@ TRAIN_OPTIONS = (
                                           "(default 0: only at a new epoch, the assignment's)"),
     ("optimisation", "spike_guard", float, "the spike guard: refuse an update whose loss exceeds this many times "
                                            "its recent level, put back a recent copy and lower eta (default: off)"),
+    ("optimisation", "spike_norm", float, f"the guard's limit on the gradient norm, a multiple of its recent level "
+                                          f"(default {_D.spike_norm})"),
     ("optimisation", "spike_eta", float, f"the guard's factor on eta at each recovery; 1: only skip the batch "
                                          f"(default {_D.spike_eta})"),
     ("optimisation", "spike_every", _int, f"updates between the guard's copies (default {_D.spike_every})"),
@@ -230,9 +232,9 @@ def cmd_train(args) -> int:
             tqdm.write(f"--- update {ev['step']}, smooth loss {loss} ---\n{ev['text']}\n", file=sys.stderr)
         elif ev["event"] == "spike":
             num = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)   # noqa: E731 (a loss may be "nan")
-            tqdm.write(f"--- update {ev['step']}: loss {num(ev['loss'])} against a recent level of {num(ev['level'])}; "
-                       f"the spike guard put back update {ev['restored']}'s parameters, eta now {ev['eta']:.3g} ---",
-                       file=sys.stderr)
+            tqdm.write(f"--- update {ev['step']}: loss {num(ev['loss'])} (recent level {num(ev['level'])}), gradient "
+                       f"norm {num(ev['grad_norm'])} (recent level {num(ev['norm_level'])}); the spike guard: "
+                       f"{ev['action']}, eta now {ev['eta']:.3g} ---", file=sys.stderr)
         elif ev["event"] == "val":
             tqdm.write(f"--- update {ev['step']}: held-out loss {ev['val_loss']:.4f} nats per character ---",
                        file=sys.stderr)

@@ -52,8 +52,10 @@ class TrainConfig:
     max_loss_ratio: float = 100.0  # stop as diverged when a loss exceeds this many times seq_length*log(K),
                                   # i.e. far worse than guessing uniformly (non-finite losses always stop)
     spike_guard: float | None = None  # the spike guard (charrnn.guard): an update whose loss exceeds this many
-                                  # times its recent level is refused, a recent copy of the parameters and
-                                  # optimiser state put back, and training goes on (None: off, the assignment's)
+                                  # times its recent level (or its gradient norm spike_norm times) is refused,
+                                  # a recent copy of the parameters and optimiser state put back, and training
+                                  # goes on (None: off, the assignment's)
+    spike_norm: float = 5.0       # the guard's limit on the gradient norm, a multiple of its recent level
     spike_eta: float = 0.5        # each recovery multiplies the learning rate by this for the rest of the run
                                   # (1: only skip the batch)
     spike_every: int = 100        # updates between the guard's copies (the older of the last two is put back)
@@ -89,6 +91,8 @@ class TrainConfig:
         need(self.spike_guard is None or (_finite(self.spike_guard) and self.spike_guard > 1),
              f"spike_guard must be > 1 (a multiple of the recent loss), got {self.spike_guard!r}")
         need(_finite(self.spike_eta) and 0 < self.spike_eta <= 1, f"spike_eta must be in (0, 1], got {self.spike_eta!r}")
+        need(_finite(self.spike_norm) and self.spike_norm > 1,
+             f"spike_norm must be > 1 (a multiple of the recent gradient norm), got {self.spike_norm!r}")
         need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         need(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         need(self.cell in CELLS, f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")

@@ -366,19 +366,20 @@ class _Trainer:
                     loss, cache = forward(flat.params, X, Y, s.state, ws)
                     if B > 1:
                         loss /= B                        # per stream: a sequence's summed loss, as at B = 1
-                    if guard is not None and guard.trips(loss, loss_limit):
-                        self._recover(loss, hyper["eta"], loss_limit)      # nothing is applied; the batch is skipped
+                    if guard is None and (not math.isfinite(loss) or loss > loss_limit):
+                        raise self._diverged(loss, loss_limit)
+                    state_in = s.state
+                    _, state_out = backward(flat.params, cache, out=G)
+                    if scale != 1.0:
+                        flat.grad *= scale
+                    norm = None if config.clip_norm is None and guard is None else \
+                        math.sqrt(float(np.dot(flat.grad, flat.grad)))
+                    if guard is not None and guard.trips(loss, norm, loss_limit):
+                        self._recover(loss, norm, hyper["eta"], loss_limit)   # nothing applied, the batch skipped
                     else:
-                        if not math.isfinite(loss) or loss > loss_limit:
-                            raise self._diverged(loss, loss_limit)
-                        state_in = s.state
-                        _, s.state = backward(flat.params, cache, out=G)
-                        if scale != 1.0:
-                            flat.grad *= scale
-                        if config.clip_norm is not None:
-                            norm = math.sqrt(float(np.dot(flat.grad, flat.grad)))
-                            if norm > config.clip_norm:
-                                flat.grad *= config.clip_norm / norm
+                        s.state = state_out
+                        if config.clip_norm is not None and norm > config.clip_norm:
+                            flat.grad *= config.clip_norm / norm
                         s.smooth_loss = loss if s.smooth_loss is None else 0.999 * s.smooth_loss + 0.001 * loss
                         improved = s.smooth_loss < s.best_smooth_loss   # then the parameters that produced it are the best
                         if improved:
@@ -387,7 +388,7 @@ class _Trainer:
                         optimizer_step(flat.grad, self.opt_state, work, t=s.step + 1, **hyper)   # clips flat.grad in place
                         flat.step(work, keep_as_best=improved)
                         if guard is not None:
-                            guard.accept(loss)
+                            guard.accept(loss, norm)
                             guard.keep(s.step + 1, flat.theta, self.opt_state)
                     s.step += 1
                     s.position += T
@@ -456,15 +457,19 @@ class _Trainer:
                 post["spikes"] = len(history.spikes)
             bar.set_postfix(post, refresh=False)
 
-    def _recover(self, loss, eta, limit):
+    def _recover(self, loss, norm, eta, limit):
         """The spike guard refuses this update: the parameters and optimiser state go back to its older
         copy, the learning rate drops, every stream restarts from zeros (its state came from the refused
         parameters); recorded in history.spikes and announced as a "spike" event."""
         s, guard = self.s, self.guard
         if not guard.can_recover:
-            raise self._diverged(loss, limit, f"; the spike guard had recovered {guard.strikes} times in a row "
-                                              f"without getting past it")
-        event = guard.recover(s.step + 1, loss, eta, self.flat.theta, self.opt_state)
+            if not math.isfinite(loss) or loss > limit:
+                raise self._diverged(loss, limit, f"; the spike guard had recovered {guard.strikes} times in a row "
+                                                  f"without getting past it")
+            raise TrainingDiverged(f"training diverged: the spike guard refused {guard.strikes + 1} updates in a "
+                                   f"row up to update {s.step + 1} (loss {loss:.4g}, gradient norm {norm:.4g}; "
+                                   f"recent levels {guard.level:.4g} and {guard.norm_level:.4g}) (eta={self.config.eta})")
+        event = guard.recover(s.step + 1, loss, norm, eta, self.flat.theta, self.opt_state)
         s.state = zero_state(self.cell, self.config.batch_size, self.m, self.dtype)
         self.emit({"event": "spike", **event})
         if self.bar is not None:
