@@ -156,6 +156,17 @@ def test_a_loss_that_stays_non_finite_stops_after_the_guards_strikes(text, monke
     assert ck.step == 40 and all(np.isfinite(v).all() for v in ck.params.values())
 
 
+def test_the_guard_judges_only_after_its_first_updates_but_non_finite_losses_always():
+    from charrnn.guard import Guard
+    g = Guard.from_config(CFG.replace(spike_guard=2.0, warmup=150))
+    assert g.start == 150                                   # max(spike_every, warmup)
+    g.accept(50.0, 0.4)
+    assert not g.trips(150, 60.0, 10 * 0.4, limit=1e3)      # in the first steep descent norms grow 5x and more
+    assert g.trips(151, 60.0, 10 * 0.4, limit=1e3) and g.trips(151, 101.0, 0.4, limit=1e3)
+    assert not g.trips(151, 99.0, 1.9, limit=1e3)
+    assert all(g.trips(1, loss, 0.4, limit=1e3) for loss in (float("nan"), float("inf"), 1e4))
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("spike_guard", 1.0, "spike_guard must be > 1"),
     ("spike_guard", float("nan"), "spike_guard must be > 1"),

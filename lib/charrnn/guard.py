@@ -10,6 +10,9 @@ With TrainConfig.spike_guard = r (None, the default, leaves it off and the run e
 and spike_norm = r_g:
 - two levels are kept, exponential averages of the accepted updates' losses and gradient norms (the
   norm of the gradient the update would apply, before norm clipping), weight 1/50 for the newest;
+  they are judged from update max(spike_every, warmup) on: before that, in the first steep descent
+  and the learning rate's warm-up, the norm grows legitimately (at eta 2e-2 it rose to 5.4 times its
+  level by update 49, and a guard that judged it refused every update from there on);
 - every spike_every updates the parameters and the optimiser's state are copied; the last two copies
   are kept, so the older one was taken 1-2 spike_every updates ago, before any slow rise began;
 - an update whose loss exceeds r times its level or whose gradient norm r_g times, or whose loss is
@@ -48,8 +51,9 @@ MAX_STRIKES = 4       # recoveries in a row without a new copy before the run co
 class Guard:
     """The guard's state: the level, the copies, the learning-rate factor and the events."""
 
-    def __init__(self, ratio: float, norm_ratio: float, eta_factor: float, every: int):
+    def __init__(self, ratio: float, norm_ratio: float, eta_factor: float, every: int, start: int):
         self.ratio, self.norm_ratio, self.eta_factor, self.every = ratio, norm_ratio, eta_factor, every
+        self.start = start                  # updates before the levels are judged (a non-finite loss always is)
         self.level: float | None = None     # exponential average of accepted losses (per sequence)
         self.norm_level: float | None = None  # and of their gradient norms
         self.eta_scale = 1.0                # the product of eta_factor over the recoveries so far
@@ -59,14 +63,18 @@ class Guard:
 
     @classmethod
     def from_config(cls, config) -> "Guard | None":
-        return None if config.spike_guard is None else cls(config.spike_guard, config.spike_norm, config.spike_eta,
-                                                           config.spike_every)
+        if config.spike_guard is None:
+            return None
+        return cls(config.spike_guard, config.spike_norm, config.spike_eta, config.spike_every,
+                   start=max(config.spike_every, config.warmup))
 
-    def trips(self, loss: float, norm: float, limit: float) -> bool:
-        """Whether an update of this loss and gradient norm must not be applied."""
+    def trips(self, step: int, loss: float, norm: float, limit: float) -> bool:
+        """Whether update `step` (1-based), of this loss and gradient norm, must not be applied."""
         if not (math.isfinite(loss) and math.isfinite(norm)) or loss > limit:
             return True
-        return self.level is not None and (loss > self.ratio * self.level or norm > self.norm_ratio * self.norm_level)
+        if step <= self.start:              # the first updates change the levels too fast to judge by them
+            return False
+        return loss > self.ratio * self.level or norm > self.norm_ratio * self.norm_level
 
     def accept(self, loss: float, norm: float) -> None:
         """An update of this loss and gradient norm was applied: move the levels towards them."""

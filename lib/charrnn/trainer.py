@@ -374,7 +374,7 @@ class _Trainer:
                         flat.grad *= scale
                     norm = None if config.clip_norm is None and guard is None else \
                         math.sqrt(float(np.dot(flat.grad, flat.grad)))
-                    if guard is not None and guard.trips(loss, norm, loss_limit):
+                    if guard is not None and guard.trips(s.step + 1, loss, norm, loss_limit):
                         self._recover(loss, norm, hyper["eta"], loss_limit)   # nothing applied, the batch skipped
                     else:
                         s.state = state_out
