@@ -68,7 +68,9 @@ def test_the_guard_escalates_from_skipping_to_the_newest_copy_to_the_older_one(t
     h = train(text, CFG.replace(spike_guard=1.5), callback=inject)
     assert inject.fired == 3
     assert [(e["step"], e["restored"]) for e in h.spikes] == [(400, None), (401, 300), (402, 200)]
-    assert [e["eta"] for e in h.spikes] == pytest.approx([0.005, 0.0025, 0.00125])
+    assert [e["eta"] for e in h.spikes] == pytest.approx([0.01, 0.005, 0.0025])
+    assert [e["action"] for e in h.spikes] == ["skip the batch", "put back update 300, eta x0.5",
+                                              "put back update 200, eta x0.5"]
     at_200 = train(text, CFG.replace(spike_guard=1.5, n_updates=200))
     for k in at_200.params:
         assert np.array_equal(seen[k], at_200.params[k]), k
@@ -101,8 +103,8 @@ def test_the_guard_recovers_from_a_scaled_gradient_and_records_it(text, monkeypa
     spike = guarded.spikes[0]
     assert spike["step"] == INJECT                                # the gradient norm gives it away: never applied
     assert spike["grad_norm"] > 1e3 * spike["norm_level"] and spike["loss"] < 1.5 * spike["level"]   # not the loss
-    assert spike["restored"] is None and spike["action"] == "skip the batch, eta x0.5"   # nothing to put back
-    assert spike["eta"] == pytest.approx(0.005)
+    assert spike["restored"] is None and spike["action"] == "skip the batch"   # nothing to put back, eta kept
+    assert spike["eta"] == pytest.approx(0.01)
     assert [e for e in events if e["event"] == "spike"] == [{"event": "spike", **spike}]
     after = per_char(guarded, INJECT + 50, INJECT + 100)
     assert after < before + 0.05                                  # back to where it was, within 0.05 nats
@@ -241,7 +243,7 @@ def test_a_corrupted_batch_in_a_real_run_is_refused_shown_and_survives_kills(tmp
     assert [s["step"] for s in spikes] == [601] and spikes[0]["restored"] is None
     line = [ln for ln in err.splitlines() if "spike guard" in ln]
     assert len(line) == 1 and line[0].startswith("--- update 601: loss ") and line[0].endswith(
-        "; the spike guard: skip the batch, eta x0.5, eta now 0.005 ---")
+        "; the spike guard: skip the batch, eta now 0.01 ---")
     assert "spikes=1" in err                                   # on the progress line
     # killed twice, once just before the corrupted batch and once after the recovery, resumed each time
     out = tmp_path / "killed"

@@ -20,7 +20,7 @@ from charrnn import report
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 FIGURES = ("01_char_frequencies", "03_smooth_loss", "04_start_state", "06a_validation", "06b_optimisers",
-           "06c_hidden_size", "06e_speed", "07_cells", "07_budget", "08_unit_0", "08_unit_1", "08_sure")
+           "06c_hidden_size", "06e_speed", "07_cells", "07_budget", "07_time_to_quality", "08_unit_0", "08_unit_1", "08_sure")
 
 
 @functools.lru_cache(maxsize=None)

@@ -175,7 +175,7 @@ PRESETS = {
     "budget": dict(cell="gru", m=256, batch_size=32, seq_length=64, optimizer="adam", eta=1e-2,
                    schedule="cosine", warmup=100, final_eta=0.05, clip_norm=5.0, objective="mean",
                    dtype="float32", sigma=0.05, val_streams=32, val_every=500, sample_every=2_000,
-                   n_updates=1_000_000),
+                   n_updates=1_000_000, spike_guard=2.0),
 }
 
 

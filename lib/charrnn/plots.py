@@ -102,16 +102,25 @@ def smooth_loss(history, title: str | None = None, spread=()):
 
 
 def train_vs_val(history, title: str | None = None):
-    """Training smooth loss and held-out loss, both in nats per character."""
+    """Training smooth loss and held-out loss, both in nats per character; the spike guard's events as
+    red ticks at the top."""
     L = history.config["seq_length"]
     fig, ax = _figure()
     ax.plot(history.steps, np.asarray(history.smooth_loss) / L, color="tab:blue", lw=1.2,
             label="training (smooth loss / seq_length)")
     ax.plot(history.val_steps, history.val_loss, "o-", color="tab:orange", ms=3, lw=1.2,
             label="validation (last 10% of the text)")
+    _spike_ticks(ax, [e["step"] for e in history.spikes or ()])
     _style(ax, "update step", "loss (nats per character)", title)
     ax.legend(fontsize=8)
     return fig
+
+
+def _spike_ticks(ax, xs, label="spike guard: update refused"):
+    """Red ticks along the top of ax at xs (nothing when empty)."""
+    if len(xs):
+        ax.plot(xs, np.ones(len(xs)), "v", color="tab:red", ms=6, transform=ax.get_xaxis_transform(), clip_on=False,
+                label=f"{label} ({len(xs)})")
 
 
 def compare_runs(histories: dict, title: str | None = None):
@@ -177,6 +186,57 @@ def start_curves(losses: dict, K: int, window: int = 5):
         top = max([np.log(K) * 1.6] + [smooth(row)[1].max() * 1.05 for row in L["zeros"][bad][:12]])
         ax.set_ylim(0, min(top, 4 * np.log(K)))
         ax.legend(fontsize=7, loc="upper center")
+    return fig
+
+
+def seconds_at(main, steps) -> np.ndarray:
+    """The seconds of training the timed run `main` had reached at these update counts (linear between its
+    held-out measurements): the time axis of runs that did the same updates elsewhere."""
+    return np.interp(steps, [0, *main.val_steps], [0.0, *main.val_seconds])
+
+
+def val_bands(groups: dict, title: str | None = None, references=()):
+    """Held-out loss against seconds of training, one line and band per group ({label: [History, ...]}).
+
+    The first History of a group is its timed run, drawn as a line; the others are the same settings under
+    other seeds, trained for the same updates, placed on the timed run's clock (seconds_at). The band spans
+    the lowest and highest of them at each measurement; spike guard events are red triangles on their run's
+    curve. references: (label, seconds, loss) points drawn as grey stars (seconds None: a dotted level), e.g.
+    another program's figures."""
+    fig, ax = _figure(3.6)
+    lo, spikes = np.inf, []
+    for i, (label, runs) in enumerate(groups.items()):
+        main, color = runs[0], f"C{i}"
+        n = min(len(h.val_loss) for h in runs)
+        x = seconds_at(main, main.val_steps[:n])
+        band = np.array([h.val_loss[:n] for h in runs])
+        if len(runs) > 1:
+            ax.fill_between(x, band.min(0), band.max(0), color=color, alpha=0.2, lw=0)
+        finals = band[:, -1]
+        span = f"{finals.min():.3f}-{finals.max():.3f}, {len(runs)} seeds" if len(runs) > 1 else f"{finals[0]:.3f}"
+        ax.plot(x, main.val_loss[:n], "-", color=color, lw=1.3, label=f"{label} ({span})")
+        for h in runs:
+            for e in h.spikes or ():
+                spikes.append((seconds_at(main, e["step"]), np.interp(e["step"], h.val_steps, h.val_loss)))
+        lo = min(lo, band.min())
+    for j, (label, sec, loss) in enumerate(references):
+        if sec is None:                              # a figure without a time: a dotted level
+            ax.axhline(loss, color="0.45", ls=":", lw=1)
+            ax.annotate(label, (0, loss), xycoords=("axes fraction", "data"), xytext=(4, 3),
+                        textcoords="offset points", fontsize=7, color="0.25")
+            continue
+        ax.plot([sec], [loss], "*", color="0.35", ms=9, zorder=5)
+        ax.annotate(label, (sec, loss), xytext=(-4, 5), textcoords="offset points", ha="right",
+                    fontsize=7, color="0.25")
+    if spikes:
+        ax.plot(*zip(*spikes), "v", color="tab:red", ms=6, label=f"spike guard: update refused ({len(spikes)})")
+    ax.set_xlabel("seconds of training")
+    ax.set_ylabel("held-out loss (nats per character)")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.set_ylim(lo - 0.05, lo + 0.9)
+    ax.legend(fontsize=7.5)
     return fig
 
 

@@ -95,8 +95,17 @@ def cell_config(s, cell: str) -> TrainConfig:
 def budget_config(s) -> TrainConfig:
     """The best model in a fixed time: the preset (with any settings the [budget] table adds) for `seconds`."""
     b = s["budget"]
-    extra = {k: v for k, v in b.items() if k not in ("seconds", "preset", "val_every")}
+    extra = {k: v for k, v in b.items() if k not in ("seconds", "preset", "val_every", "spread_seeds")}
     return _budgeted(s, {**PRESETS[b["preset"]], **extra}, b["seconds"], b["val_every"])
+
+
+def same_work(name: str, config: TrainConfig, timed: History, seeds) -> dict:
+    """{NAME-seedK: config} for each of seeds but config's own: the timed run's settings under another seed,
+    for exactly the updates the timed run made in its time budget. Without a time budget they do the same
+    work on any machine, whatever its speed or load, and can be trained two at a time; the cosine schedule
+    follows their updates as the timed run's followed its seconds."""
+    return {f"{name}-seed{k}": config.replace(seed=k, time_budget=None, n_updates=timed.step)
+            for k in seeds if k != config.seed}
 
 
 def _budgeted(s, fields: dict, seconds: float, val_every: int) -> TrainConfig:
