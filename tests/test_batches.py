@@ -142,6 +142,20 @@ def test_gradient_norm_clipping_bounds_every_step(text_small, monkeypatch):
     assert max(seen) > 0.5                        # without it, the gradients are larger than that
 
 
+def test_weight_decay_shrinks_the_weight_matrices_after_each_step(text_small):
+    """weight_decay = wd: the step of the optimiser, then U, W, V times 1 - eta * wd; biases untouched."""
+    base = TrainConfig(cell="gru", m=6, seq_length=7, batch_size=3, n_updates=1, optimizer="adam", eta=0.01,
+                       sample_length=0)
+    plain = train(text_small, base)
+    decayed = train(text_small, base.replace(weight_decay=0.5))
+    for k in ("U", "W", "V"):
+        np.testing.assert_allclose(decayed.params[k], plain.params[k] * (1 - 0.01 * 0.5), rtol=1e-6)
+    for k in ("b", "c"):
+        assert np.array_equal(decayed.params[k], plain.params[k])
+    with pytest.raises(ConfigError, match="weight_decay must be >= 0"):
+        base.replace(weight_decay=-0.1)
+
+
 def test_schedules():
     c = TrainConfig(schedule="cosine", final_eta=0.1, eta=1.0, warmup=4)
     assert [c.eta_at(k, 0.0) for k in range(4)] == [0.25, 0.5, 0.75, 1.0]
@@ -199,3 +213,31 @@ def test_batched_validation_is_close_to_reading_in_order(text_medium):
     side_by_side = mean_loss_per_char(cell, h.params, ids, streams=16, warm_up=200)
     assert side_by_side == pytest.approx(in_order, rel=0.01)
     assert math.isfinite(in_order) and in_order < np.log(len(set(text_medium)))
+
+
+def test_dropout_draws_its_masks_reproducibly_and_resumes_bit_for_bit(tmp_path, text_small):
+    import charrnn.trainer as trainer_mod
+    cfg = TrainConfig(cell="gru", m=8, seq_length=7, batch_size=3, n_updates=120, optimizer="adam", eta=0.01,
+                      dropout=0.25, checkpoint_every=40, sample_length=0, log_every=1)
+    masks = []
+    real = trainer_mod._Trainer._dropout
+
+    def spy(self, keep):
+        real(self, keep)
+        masks.append(keep.copy())
+    trainer_mod._Trainer._dropout = spy
+    try:
+        full = train(text_small, cfg)
+    finally:
+        trainer_mod._Trainer._dropout = real
+    kept = np.mean([(k > 0).mean() for k in masks])
+    assert len(masks) == 120 and abs(kept - 0.75) < 0.02 and set(np.unique(masks[0])) == {0.0, np.float64(65536 / 49152)}
+    d = tmp_path / "cut"
+    train(text_small, cfg.replace(n_updates=70, checkpoint_dir=str(d)))
+    resumed = train(text_small, cfg.replace(resume=str(d), checkpoint_dir=str(d)))
+    for k in full.params:
+        assert np.array_equal(resumed.params[k], full.params[k])
+    assert resumed.loss == full.loss
+    assert not np.array_equal(train(text_small, cfg.replace(dropout=0.0)).params["W"], full.params["W"])
+    with pytest.raises(ConfigError, match="dropout needs batch_size > 1"):
+        TrainConfig(dropout=0.1)

@@ -296,3 +296,36 @@ def test_a_wrong_gradient_is_caught(name):
                 assert row["max"] > 1e-3, (planted, row)
             else:
                 assert row["max"] < 1e-6, (planted, k, row)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_dropout_on_the_output_layer_has_exact_gradients(name):
+    """With a fixed mask, backward_batch is the gradient of the masked loss (centred differences, float64)."""
+    from charrnn.models import output
+    K, m, T, B = 5, 4, 4, 3
+    cell, params, X, Y, S0 = case(name, K, m, T, B, sigma=0.5, seed=11)
+    ws = workspace(name, B, T, K, m)
+    output.dropout_buffers(ws, B * T, m, np.float64)
+    rng = np.random.default_rng(3)
+    ws.keep[...] = (rng.random((B * T, m)) < 0.7) / 0.7
+
+    def loss_of(p):
+        return cell.forward_batch(p, X, Y, S0, ws)[0]
+    loss, cache = cell.forward_batch(params, X, Y, S0, ws)
+    grads, _ = cell.backward_batch(params, cache)
+    for k, v in params.items():
+        num = np.empty_like(v)
+        for i in np.ndindex(v.shape):
+            old = v[i]
+            v[i] = old + 1e-5
+            up = loss_of(params)
+            v[i] = old - 1e-5
+            down = loss_of(params)
+            v[i] = old
+            num[i] = (up - down) / 2e-5
+        err = np.linalg.norm(grads[k] - num) / max(np.linalg.norm(grads[k]), np.linalg.norm(num), 1e-12)
+        assert err < 1e-6, (k, err)
+    ws.keep[...] = 1.0                                      # all kept: the loss without dropout
+    no_drop = cell.workspace(B, T, K, m) if name != "rnn" else workspace(name, B, T, K, m)
+    assert cell.forward_batch(params, X, Y, S0, ws)[0] == pytest.approx(cell.forward_batch(params, X, Y, S0, no_drop)[0],
+                                                                        rel=1e-12)

@@ -64,6 +64,10 @@ TRAIN_OPTIONS = (
     ("optimisation", "schedule", SCHEDULES, "learning-rate schedule (default constant)"),
     ("optimisation", "warmup", _int, "updates of linear learning-rate warm-up (default 0)"),
     ("optimisation", "final_eta", float, f"the cosine schedule's last rate, a fraction of eta (default {_D.final_eta})"),
+    ("model", "dropout", float, "during training, drop each entry of the hidden state the output layer reads "
+                                "with this probability (default 0)"),
+    ("optimisation", "weight_decay", float, "shrink the weight matrices by eta * this after each step, as AdamW "
+                                            "(default 0)"),
     ("optimisation", "reset_prob", float, "reset each stream's state to zeros with this probability per update "
                                           "(default 0: only at a new epoch, the assignment's)"),
     ("optimisation", "spike_guard", float, "the spike guard: refuse an update whose loss exceeds this many times "

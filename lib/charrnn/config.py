@@ -47,6 +47,10 @@ class TrainConfig:
     final_eta: float = 0.1        # the cosine schedule's last rate, as a fraction of eta
     decay_every: int = 10_000     # the step schedule's interval, in updates
     decay_rate: float = 0.5       # the step schedule's factor
+    dropout: float = 0.0          # during training, zero each entry of the hidden state the output layer reads
+                                  # with this probability (and scale the rest); not at the B = 1 vanilla RNN
+    weight_decay: float = 0.0     # after each step the weight matrices U, W, V are multiplied by 1 - eta * this
+                                  # (decoupled, as AdamW; biases are not decayed); 0: none
     reset_prob: float = 0.0       # per update and stream, reset the carried state to zeros with this
                                   # probability (0: only at a new epoch, the assignment's)
     max_loss_ratio: float = 100.0  # stop as diverged when a loss exceeds this many times seq_length*log(K),
@@ -104,6 +108,11 @@ class TrainConfig:
              f"clip_norm must be > 0, got {self.clip_norm!r}")
         need(_finite(self.reset_prob) and 0 <= self.reset_prob <= 1,
              f"reset_prob must be in [0, 1], got {self.reset_prob!r}")
+        need(_finite(self.dropout) and 0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout!r}")
+        need(not (self.dropout and self.cell == "rnn" and self.batch_size == 1),
+             "dropout needs batch_size > 1 or a gated cell (the assignment's single-stream loop has none)")
+        need(_finite(self.weight_decay) and self.weight_decay >= 0,
+             f"weight_decay must be >= 0, got {self.weight_decay!r}")
         need(_finite(self.final_eta) and 0 <= self.final_eta <= 1, f"final_eta must be in [0, 1], got {self.final_eta!r}")
         need(_finite(self.decay_rate) and 0 < self.decay_rate <= 1,
              f"decay_rate must be in (0, 1], got {self.decay_rate!r}")

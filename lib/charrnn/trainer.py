@@ -45,6 +45,7 @@ from .corpus import Corpus, CorpusError
 from .fileio import check_writable_dir, remove_stale_temporaries, write_json_atomic
 from .guard import Guard
 from .models import char_losses, get_cell, mean_loss_per_char, zero_state
+from .models import output as output_layer
 from .optim import STATE_KEYS, STEPS, init_state
 from .sampling import Model, sample
 from .vocab import Vocabulary
@@ -130,7 +131,7 @@ class TrainState:
     stores to resume the run exactly. Saved and restored whole."""
     state: np.ndarray                     # (B, S) the model state carried into the next update
     rng: np.random.Generator              # the samples' stream
-    reset_rng: np.random.Generator        # the stream of reset_prob's draws (untouched when it is 0)
+    reset_rng: np.random.Generator        # the stream of reset_prob's and dropout's draws (untouched when both are 0)
     step: int = 0                         # updates done
     position: int = 0                     # e: where every stream's next sequence starts in its piece
     epoch: int = 0                        # completed passes over the text
@@ -345,6 +346,8 @@ class _Trainer:
         G = flat.grads
         work = np.empty_like(flat.theta)                 # the optimiser's step
         ws = cell.workspace(B, T, self.K, self.m, self.dtype)   # forward/backward buffers, reused every update
+        if config.dropout:
+            output_layer.dropout_buffers(ws, B * T, self.m, self.dtype)
         self.t0, self.validating, start_step = time.perf_counter(), 0.0, s.step
         stop = _SignalFlag()
         bar = self.bar = _progress_bar(self.target, s.step, progress)
@@ -363,6 +366,8 @@ class _Trainer:
                         self._sample(X[0, 0], s.state[0])
                     if scheduled:
                         hyper["eta"] = config.eta_at(s.step, self._progress()) * (guard.eta_scale if guard else 1.0)
+                    if config.dropout:
+                        self._dropout(ws.keep)
                     loss, cache = forward(flat.params, X, Y, s.state, ws)
                     if B > 1:
                         loss /= B                        # per stream: a sequence's summed loss, as at B = 1
@@ -387,6 +392,9 @@ class _Trainer:
                             s.best_state, s.best_input = state_in, X[:, 0].copy()
                         optimizer_step(flat.grad, self.opt_state, work, t=s.step + 1, **hyper)   # clips flat.grad in place
                         flat.step(work, keep_as_best=improved)
+                        if config.weight_decay:          # decoupled (AdamW): the weight matrices shrink by eta * wd
+                            for k in ("U", "W", "V"):
+                                flat.params[k] *= 1.0 - hyper["eta"] * config.weight_decay
                         if guard is not None:
                             guard.accept(loss, norm)
                             guard.keep(s.step + 1, flat.theta, self.opt_state)
@@ -474,6 +482,14 @@ class _Trainer:
         self.emit({"event": "spike", **event})
         if self.bar is not None:
             self.bar.set_postfix(smooth_loss=f"{s.smooth_loss:.2f}", spikes=len(guard.spikes), refresh=True)
+
+    def _dropout(self, keep):
+        """Fill keep (N, m) with dropout's multipliers: 1/q with probability q = 1 - dropout, else 0, from
+        16 random bits per entry of the reset stream (so q is a multiple of 1/65536)."""
+        below = round((1.0 - self.config.dropout) * 65536)
+        bits = np.frombuffer(self.s.reset_rng.bytes(2 * keep.size), np.uint16).reshape(keep.shape)
+        np.less(bits, below, out=keep, casting="unsafe")
+        keep *= 65536 / below
 
     def _maybe_reset(self, state):
         """state with each stream reset to zeros with probability reset_prob (a new array when any is)."""

@@ -115,6 +115,7 @@ class BatchWorkspace:
         self.eye = np.eye(K, dtype=dtype)           # eye[x] stacks the one-hot rows of x
         self.onehot = np.empty((T * B, K), dtype)
         self.rows = np.arange(T * B)
+        self.keep = self.Hd = None                  # dropout on the output layer's input (output.dropout_buffers)
         ZH, XZ, N, H, F = self.ZH, self.XZ, self.N, self.H, self.F
         # the views each step works on, made once: (zh, the u and r blocks of zh and of zx, u, r, zh_n,
         # zx_n, n, h_{t-1}, h_t)
@@ -168,7 +169,7 @@ def forward_batch(params, X, Y, H0, ws: BatchWorkspace):
         h += n
     HR = ws.HR
     np.copyto(HR.reshape(T + 1, B, m), H.transpose(0, 2, 1))     # one row per position, for the output layer
-    loss = output.forward(V, c, HR[B:], ys, ws.O, ws.rows)
+    loss = output.forward(V, c, HR[B:], ys, ws.O, ws.rows, ws.keep, ws.Hd)
     return loss, (xs, ys, ws)
 
 
@@ -197,7 +198,7 @@ def backward_batch(params, cache, out=None):
     T, m3, B = ws.ZH.shape
     m = m3 // 3
     H, HR, N, ZH, F, DH, DZ = ws.H, ws.HR, ws.N, ws.ZH, ws.F, ws.DH, ws.DZ
-    output.backward(V, HR[B:], ys, ws.O, ws.rows, ws.DR, out["V"], out["c"])
+    output.backward(V, HR[B:], ys, ws.O, ws.rows, ws.DR, out["V"], out["c"], ws.keep, ws.Hd)
     np.copyto(DH, ws.DR.reshape(T, B, m).transpose(0, 2, 1))    # (T, m, B): the output's dL/dh_t
 
     # the factors, for all t at once

@@ -126,6 +126,7 @@ class BatchWorkspace:
         self.eye = np.eye(K, dtype=dtype)           # eye[x] stacks the one-hot rows of x
         self.onehot = np.empty((T * B, K), dtype)
         self.rows = np.arange(T * B)
+        self.keep = self.Hd = None                  # dropout on the output layer's input (output.dropout_buffers)
         G, XZ, H, C, TC, Q, A = self.G, self.XZ, self.H, self.C, self.TC, self.Q, self.A
         # the views each step works on, made once: (z, U x + b, sigmoid blocks, i, f, o, g, c_{t-1}, c_t,
         # tanh c_t, h_{t-1}, h_t)
@@ -184,7 +185,7 @@ def forward_batch(params, X, Y, S0, ws: BatchWorkspace):
         mul(o, tc, h)                    # h_t = o_t tanh(c_t)
     HR = ws.HR
     np.copyto(HR.reshape(T + 1, B, m), H.transpose(0, 2, 1))     # one row per position, for the output layer
-    loss = output.forward(V, c, HR[B:], ys, ws.O, ws.rows)
+    loss = output.forward(V, c, HR[B:], ys, ws.O, ws.rows, ws.keep, ws.Hd)
     return loss, (xs, ys, ws)
 
 
@@ -208,7 +209,7 @@ def backward_batch(params, cache, out=None):
     T, m4, B = ws.G.shape
     m = m4 // 4
     G, C, TC, DF, A, HR = ws.G, ws.C, ws.TC, ws.DF, ws.A, ws.HR
-    output.backward(V, HR[B:], ys, ws.O, ws.rows, ws.DR, out["V"], out["c"])
+    output.backward(V, HR[B:], ys, ws.O, ws.rows, ws.DR, out["V"], out["c"], ws.keep, ws.Hd)
     np.copyto(ws.DH, ws.DR.reshape(T, B, m).transpose(0, 2, 1))    # (T, m, B): the output's dL/dh_t
 
     # everything that does not depend on the recurrence, for all t at once

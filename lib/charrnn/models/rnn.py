@@ -209,6 +209,7 @@ class BatchWorkspace:
         self.D = np.empty((T, B, m), dtype)
         self.eye = np.eye(K, dtype=dtype)
         self.rows = np.arange(T * B)
+        self.keep = self.Hd = None                  # dropout (output.dropout_buffers)
 
 
 def workspace(B: int, T: int, K: int, m: int, dtype=np.float64):
@@ -237,7 +238,7 @@ def forward_batch(params, X, Y, H0, ws):
         H[t + 1] += A[t]
         tanh(H[t + 1], H[t + 1])
     m = H.shape[2]
-    loss = output.forward(V, c, H[1:].reshape(T * len(H0), m), ys, ws.O, ws.rows)
+    loss = output.forward(V, c, H[1:].reshape(T * len(H0), m), ys, ws.O, ws.rows, ws.keep, ws.Hd)
     return loss, (xs, ys, ws)
 
 
@@ -263,7 +264,8 @@ def backward_batch(params, cache, out=None):
     H, dA, D = ws.H, ws.dA, ws.D
     T, B, m = dA.shape
     H1 = H[1:]
-    output.backward(V, H1.reshape(T * B, m), ys, ws.O, ws.rows, dA.reshape(T * B, m), out["V"], out["c"])
+    output.backward(V, H1.reshape(T * B, m), ys, ws.O, ws.rows, dA.reshape(T * B, m), out["V"], out["c"], ws.keep,
+                    ws.Hd)
     np.multiply(H1, H1, D)
     np.subtract(1.0, D, D)                           # (T, B, m): tanh'(a_t) = 1 - h_t^2
     dA[-1] *= D[-1]
