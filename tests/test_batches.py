@@ -89,7 +89,7 @@ def test_streams_are_contiguous_pieces_and_too_short_a_text_is_one_line():
         streams(ids, 8, 20)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("cell", ["gru", "lstm", "gru2"])
 def test_gated_cells_learn_the_repeating_text(cell):
     text = "abcdefgh" * 40
     h = train(text, TrainConfig(cell=cell, m=16, seq_length=8, n_updates=600, optimizer="adam", eta=0.01,

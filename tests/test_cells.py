@@ -1,4 +1,4 @@
-"""Every cell (rnn, gru, lstm) through the batched interface: gradients against centred differences,
+"""Every cell (rnn, gru, lstm, gru2) through the batched interface: gradients against centred differences,
 batches against single streams and the per-step reference, float32 against float64, init."""
 import numpy as np
 import pytest
@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from charrnn.gradcheck import numerical_grads, relative_errors
 from charrnn.models import char_losses, get_cell, mean_loss_per_char, rnn
 
-CELLS = ("rnn", "gru", "lstm")
+CELLS = ("rnn", "gru", "lstm", "gru2")
 
-H = 1e-3         # centred differences at H and H/2, combined (4 D(H/2) - D(H)) / 3 to cancel the H^2 term
+H = 5e-4         # centred differences at H and H/2, combined (4 D(H/2) - D(H)) / 3 to cancel the H^2 term
 FLOOR = 1e-5     # "tiny": both values below this count as agreeing when within the differences' round-off
 
 
@@ -31,6 +31,8 @@ def initial_state(name, B, m, rng):
     h = np.tanh(rng.standard_normal((B, m)))
     if name == "lstm":
         return np.concatenate([h, 3.0 * rng.standard_normal((B, m))], axis=1)
+    if name == "gru2":                               # [h2 | h1]
+        return np.concatenate([h, np.tanh(rng.standard_normal((B, m)))], axis=1)
     return h
 
 
@@ -203,7 +205,7 @@ def test_ids_outside_the_vocabulary_are_refused_by_every_cell(name, B):
     assert cell.forward_batch(params, X, Y, S0, ws)[0] > 0            # the valid ids still go through
 
 
-@pytest.mark.parametrize("name", ["gru", "lstm"])
+@pytest.mark.parametrize("name", ["gru", "lstm", "gru2"])
 def test_bad_workspaces_are_refused(name):
     K, m, T, B = 5, 3, 4, 2
     cell, params, X, Y, S0 = case(name, K, m, T, B, sigma=0.5, seed=8)
@@ -244,12 +246,15 @@ def test_init_params(name, dtype):
     K, m = 40, 60
     cell = get_cell(name)
     p = cell.init_params(K, m, sigma=0.02, seed=0, dtype=dtype)
-    gates = {"rnn": 1, "gru": 3, "lstm": 4}[name]
+    gates = {"rnn": 1, "gru": 3, "lstm": 4, "gru2": 3}[name]
     want = {"U": (gates * m, K), "W": (gates * m, m), "V": (K, m), "b": (gates * m,), "c": (K,)}
+    if name == "gru2":                               # the upper layer reads the lower one's h
+        want.update({"U2": (3 * m, m), "W2": (3 * m, m), "b2": (3 * m,)})
+        assert not p["b2"].any() and 0.018 < p["U2"].std() < 0.022 and 0.018 < p["W2"].std() < 0.022
     assert {k: v.shape for k, v in p.items()} == want == dict(cell.param_shapes(K, m))
-    assert list(p) == list(cell.PARAM_NAMES) == ["U", "W", "V", "b", "c"]
+    assert list(p) == list(cell.PARAM_NAMES) == list(want)
     assert all(v.dtype == dtype for v in p.values())
-    assert cell.state_size(m) == (2 * m if name == "lstm" else m)
+    assert cell.state_size(m) == (2 * m if name in ("lstm", "gru2") else m)
     forget = np.zeros(gates * m, bool)
     if name == "lstm":
         forget[m:2 * m] = True                       # the forget gate's block starts at 1

@@ -13,8 +13,8 @@ FAST = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCh
 
 # --- gradients ---
 
-H = 1e-3         # centred differences at H and H/2, combined (4 D(H/2) - D(H)) / 3 to cancel the H^2 term
-FLOOR = 1e-5     # "tiny": both values below this; round-off in the differences is ~eps * loss / H ~ 1e-11
+H = 5e-4         # centred differences at H and H/2, combined (4 D(H/2) - D(H)) / 3 to cancel the H^2 term
+FLOOR = 1e-5     # "tiny": both values below this (or below 5e6 x the differences' round-off, eps * loss / H)
 
 
 @FAST
@@ -22,11 +22,13 @@ FLOOR = 1e-5     # "tiny": both values below this; round-off in the differences 
        seed=st.integers(0, 2**32 - 1))
 def test_gradient_matches_centred_differences(K, m, L, log_scale, seed):
     """Every entry of dU, dW, dV, db, dc agrees with centred differences to a relative 1e-6
-    (entries below FLOOR agree to the differences' round-off, ~1e-10), float64, weights and biases of scale 1e-3..1.
+    (entries below the floor agree to the differences' round-off, ~1e-10), float64, weights and biases of scale 1e-3..1.
 
     Plain centred differences carry an H^2 f'''/6 truncation error that, with tanh near
     saturation at scale ~1, alone exceeds 1e-6 relative for any H large enough to keep
-    round-off small; Richardson's combination of two step sizes removes it (error H^4)."""
+    round-off small; Richardson's combination of two step sizes removes it (error H^4). At H = 1e-3
+    hypothesis found a case (K=2, m=5, L=9, scale 0.87, seed 200) where that H^4 term alone gave 1.2e-6
+    on a db entry of 94; at H = 5e-4 it is 16 times smaller, and round-off is still ~2e-11."""
     rng = np.random.default_rng(seed)
     sigma = 10.0 ** log_scale
     params = init_params(K, m, sigma=sigma, seed=seed)
@@ -38,12 +40,13 @@ def test_gradient_matches_centred_differences(K, m, L, log_scale, seed):
     d1 = numerical_grads(params, x, y, h0, h=H)
     d2 = numerical_grads(params, x, y, h0, h=H / 2)
     num = {k: (4 * d2[k] - d1[k]) / 3 for k in d1}
-    table = relative_errors(grads, num, floor=FLOOR)
+    roundoff = np.finfo(float).eps * max(1.0, loss) / H        # of one centred difference: ~1e-11
+    floor = max(FLOOR, 5e6 * roundoff)     # below it, 1e-6 relative is finer than the differences' round-off
+    table = relative_errors(grads, num, floor=floor)
     assert max(row["max"] for row in table.values()) < 1e-6, table
     for k in grads:
-        tiny = np.maximum(np.abs(grads[k]), np.abs(num[k])) < FLOOR
-        atol = 50 * np.finfo(float).eps * max(1.0, loss) / H     # round-off of the differences: ~1e-10
-        assert np.all(np.abs(grads[k] - num[k])[tiny] < atol), k
+        tiny = np.maximum(np.abs(grads[k]), np.abs(num[k])) < floor
+        assert np.all(np.abs(grads[k] - num[k])[tiny] < 50 * roundoff), k
 
 
 # --- the vocabulary ---

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 OPTIMIZERS = ("adagrad", "rmsprop", "adam")
 DTYPES = ("float64", "float32")
-CELLS = ("rnn", "gru", "lstm")           # the registry's names (charrnn.models.CELLS)
+CELLS = ("rnn", "gru", "lstm", "gru2")   # the registry's names (charrnn.models.CELLS)
 OBJECTIVES = ("sum", "mean")
 SCHEDULES = ("constant", "cosine", "step")
 
@@ -19,7 +19,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class TrainConfig:
     # --- model ---
-    cell: str = "rnn"             # "rnn" (the assignment's vanilla RNN), "gru" or "lstm"
+    cell: str = "rnn"             # "rnn" (the assignment's vanilla RNN), "gru", "lstm" or "gru2" (two GRU layers)
     m: int = 100                  # hidden units
     sigma: float = 0.01           # std of the initial weights (biases start at zero; an LSTM's forget gate at 1)
     dtype: str = "float64"        # "float64" (exact) or "float32" (faster, for long runs)
@@ -49,7 +49,7 @@ class TrainConfig:
     decay_rate: float = 0.5       # the step schedule's factor
     dropout: float = 0.0          # during training, zero each entry of the hidden state the output layer reads
                                   # with this probability (and scale the rest); not at the B = 1 vanilla RNN
-    weight_decay: float = 0.0     # after each step the weight matrices U, W, V are multiplied by 1 - eta * this
+    weight_decay: float = 0.0     # after each step the weight matrices (U, W, V, ...) are multiplied by 1 - eta * this
                                   # (decoupled, as AdamW; biases are not decayed); 0: none
     reset_prob: float = 0.0       # per update and stream, reset the carried state to zeros with this
                                   # probability (0: only at a new epoch, the assignment's)

@@ -21,7 +21,7 @@ def numerical_grads(params, X, Y, S0, h: float = 1e-4, entries=None, cell="rnn")
     (S = cell.state_size(m)); or, for one stream, x, y (T,) and s0 (S,).
     entries: None for every entry, or {name: flat indices} to check only those
     (the other entries of the result are NaN).
-    cell: the name of the cell the parameters belong to ("rnn", "gru" or "lstm").
+    cell: the name of the cell the parameters belong to ("rnn", "gru", "lstm" or "gru2").
     Returns a dict shaped like params.
     """
     mod = get_cell(cell)

@@ -393,8 +393,9 @@ class _Trainer:
                         optimizer_step(flat.grad, self.opt_state, work, t=s.step + 1, **hyper)   # clips flat.grad in place
                         flat.step(work, keep_as_best=improved)
                         if config.weight_decay:          # decoupled (AdamW): the weight matrices shrink by eta * wd
-                            for k in ("U", "W", "V"):
-                                flat.params[k] *= 1.0 - hyper["eta"] * config.weight_decay
+                            for v in flat.params.values():
+                                if v.ndim == 2:
+                                    v *= 1.0 - hyper["eta"] * config.weight_decay
                         if guard is not None:
                             guard.accept(loss, norm)
                             guard.keep(s.step + 1, flat.theta, self.opt_state)

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import gru, lstm, rnn
+from . import gru, gru2, lstm, rnn
 
-CELLS = {"rnn": rnn, "gru": gru, "lstm": lstm}
+CELLS = {"rnn": rnn, "gru": gru, "lstm": lstm, "gru2": gru2}
 
 
 def get_cell(name: str):
-    """The cell module registered under name ("rnn", "gru" or "lstm")."""
+    """The cell module registered under name ("rnn", "gru", "lstm" or "gru2", two stacked GRU layers)."""
     try:
         return CELLS[name]
     except (KeyError, TypeError):

@@ -6,11 +6,11 @@ import numpy as np
 
 def normal_init(shapes: dict, sigma: float, seed, dtype) -> dict:
     """{name: array}: weights ~ N(0, sigma^2) drawn in the order of shapes from np.random.default_rng(seed),
-    the biases b and c zero. shapes: {name: shape}, the cell's param_shapes(K, m)."""
+    the biases (b, b2, c: every 1-D parameter) zero. shapes: {name: shape}, the cell's param_shapes(K, m)."""
     if not sigma > 0:
         raise ValueError(f"sigma must be positive (got {sigma})")
     rng = np.random.default_rng(seed)
-    return {name: np.zeros(shape, dtype=dtype) if name in ("b", "c") else
+    return {name: np.zeros(shape, dtype=dtype) if len(shape) == 1 else
             (sigma * rng.standard_normal(shape)).astype(dtype) for name, shape in shapes.items()}
 
 

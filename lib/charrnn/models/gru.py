@@ -147,13 +147,21 @@ def forward_batch(params, X, Y, H0, ws: BatchWorkspace):
     Returns (loss summed over all B*T positions, cache for backward_batch and final_state); the cache
     lives in ws, so it is valid until the next forward pass in the same workspace.
     """
-    W, V, c = params["W"], params["V"], params["c"]
-    B, T = X.shape
-    check_ids(params["V"].shape[0], X=X, Y=Y)
+    V, c = params["V"], params["c"]
+    B = X.shape[0]
+    check_ids(V.shape[0], X=X, Y=Y)
     xs, ys = halved_inputs(params, X, ws), Y.T.ravel()     # (T, B) and (T*B,), positions ordered t-major
-    m = W.shape[1]
+    ws.H[0] = H0.T
+    recurrence(ws)
+    loss = output.forward(V, c, ws.HR[B:], ys, ws.O, ws.rows, ws.keep, ws.Hd)
+    return loss, (xs, ys, ws)
+
+
+def recurrence(ws: BatchWorkspace) -> None:
+    """The loop over time, forward, for inputs already in ws: ws.XZ (zx_t for every t), ws.Wh and ws.H[0]
+    (h_0). Fills ZH, N, H and HR (h_t one row per position). Also the upper layer of models/gru2.py."""
+    T, m, B = ws.N.shape
     H = ws.H
-    H[0] = H0.T
     Wh, tanh, mul = ws.Wh, np.tanh, np.multiply
     for zh, zh_ur, zx_ur, u, r, zh_n, zx_n, n, h_prev, h in ws.forward_steps:
         np.dot(Wh, h_prev, zh)           # zh_t = W h_{t-1}, with the u, r blocks halved
@@ -167,10 +175,7 @@ def forward_batch(params, X, Y, H0, ws: BatchWorkspace):
         np.subtract(h_prev, n, h)        # h_t = n_t + u_t (h_{t-1} - n_t)
         h *= u
         h += n
-    HR = ws.HR
-    np.copyto(HR.reshape(T + 1, B, m), H.transpose(0, 2, 1))     # one row per position, for the output layer
-    loss = output.forward(V, c, HR[B:], ys, ws.O, ws.rows, ws.keep, ws.Hd)
-    return loss, (xs, ys, ws)
+    np.copyto(ws.HR.reshape(T + 1, B, m), H.transpose(0, 2, 1))     # one row per position, for the layer above
 
 
 def final_state(cache) -> np.ndarray:
@@ -197,9 +202,34 @@ def backward_batch(params, cache, out=None):
     xs, ys, ws = cache
     T, m3, B = ws.ZH.shape
     m = m3 // 3
-    H, HR, N, ZH, F, DH, DZ = ws.H, ws.HR, ws.N, ws.ZH, ws.F, ws.DH, ws.DZ
-    output.backward(V, HR[B:], ys, ws.O, ws.rows, ws.DR, out["V"], out["c"], ws.keep, ws.Hd)
-    np.copyto(DH, ws.DR.reshape(T, B, m).transpose(0, 2, 1))    # (T, m, B): the output's dL/dh_t
+    output.backward(V, ws.HR[B:], ys, ws.O, ws.rows, ws.DR, out["V"], out["c"], ws.keep, ws.Hd)
+    recurrence_backward(W, ws)
+    input_gradients(ws, ws.DZ.reshape(4 * m, T * B), xs, out["U"], out["b"])
+    np.dot(ws.DZ.reshape(4 * m, T * B)[:3 * m], ws.HR[:-B], out["W"])   # (3m, m): sum over positions of dzh_t h_{t-1}^T
+    return out, ws.H[T].T.copy()
+
+
+def input_gradients(ws: BatchWorkspace, dZ, xs, dU, db) -> None:
+    """dU (3m, K) and db (3m,) from dZ (4m, T*B) = recurrence_backward's DZ, for character inputs xs (T, B):
+    per input character the sum of its dzx (a product with the one-hot rows)."""
+    m = dZ.shape[0] // 4
+    T, B = xs.shape
+    dzx_ur, dzx_n = dZ[:2 * m], dZ[3 * m:]            # dL/dzx_u = dL/dzh_u and dL/dzx_r = dL/dzh_r
+    np.take(ws.eye, xs, axis=0, out=ws.onehot.reshape(T, B, -1), mode="clip")
+    np.dot(dzx_ur, ws.onehot, dU[:2 * m])
+    np.dot(dzx_n, ws.onehot, dU[2 * m:])
+    np.add.reduce(dzx_ur, 1, out=db[:2 * m])
+    np.add.reduce(dzx_n, 1, out=db[2 * m:])
+
+
+def recurrence_backward(W, ws: BatchWorkspace) -> None:
+    """Back through time, from ws.DR: the dL/dh_t that reach each h_t from above (the output layer, or the
+    layer above in models/gru2.py), one row per position. Leaves in ws.DZ (4m, T, B) dzh_u, dzh_r, dzh_n and
+    dzx_n for every position (dzx_u = dzh_u, dzx_r = dzh_r), and in ws.DH the full dL/dh_t."""
+    T, m3, B = ws.ZH.shape
+    m = m3 // 3
+    H, N, ZH, F, DH, DZ = ws.H, ws.N, ws.ZH, ws.F, ws.DH, ws.DZ
+    np.copyto(DH, ws.DR.reshape(T, B, m).transpose(0, 2, 1))    # (T, m, B): dL/dh_t from above
 
     # the factors, for all t at once
     u, r, zh_n = ZH[:, :m], ZH[:, m:2 * m], ZH[:, 2 * m:]
@@ -227,12 +257,3 @@ def backward_batch(params, cache, out=None):
             dh_prev += u_dh
 
     swap_time_and_rows(F[:, :4 * m], DZ)            # DZ now holds dzh_u, dzh_r, dzh_n, dzx_n, one column per position
-    dZ = DZ.reshape(4 * m, T * B)
-    dzh, dzx_ur, dzx_n = dZ[:3 * m], dZ[:2 * m], dZ[3 * m:]
-    np.dot(dzh, HR[:-B], out["W"])                   # (3m, m): sum over positions of dzh_t h_{t-1}^T
-    np.take(ws.eye, xs, axis=0, out=ws.onehot.reshape(T, B, -1), mode="clip")
-    np.dot(dzx_ur, ws.onehot, out["U"][:2 * m])      # (3m, K): per input character, the sum of its dzx
-    np.dot(dzx_n, ws.onehot, out["U"][2 * m:])
-    np.add.reduce(dzx_ur, 1, out=out["b"][:2 * m])
-    np.add.reduce(dzx_n, 1, out=out["b"][2 * m:])
-    return out, H[T].T.copy()
