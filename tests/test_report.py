@@ -159,6 +159,22 @@ def test_runs_trained_in_worker_processes_equal_runs_trained_here(corpus, monkey
     assert calls == []
 
 
+def test_extra_seeds_do_the_timed_runs_work(corpus):
+    """same_work: the timed run's settings under the other seeds, for the updates it made, with no time budget;
+    their seconds axis is the timed run's (plots.seconds_at)."""
+    from charrnn import plots
+    timed_cfg = CFG.replace(cell="gru", batch_size=2, time_budget=0.5, n_updates=10**6, val_fraction=0.1, val_every=40,
+                            seed=0)
+    timed = runs.run("t", timed_cfg, corpus, progress=False)
+    jobs = runs.same_work("t", timed_cfg, timed, [0, 1, 2])
+    assert list(jobs) == ["t-seed1", "t-seed2"]
+    for k, cfg in zip((1, 2), jobs.values()):
+        assert cfg == timed_cfg.replace(seed=k, time_budget=None, n_updates=timed.step)
+    other = runs.run_many(jobs, corpus, workers=1)["t-seed1"]
+    assert other.step == timed.step and other.val_steps == timed.val_steps
+    assert plots.seconds_at(timed, timed.val_steps).tolist() == pytest.approx(timed.val_seconds)
+
+
 def test_cached_results_are_recomputed_when_the_key_changes(corpus):
     calls = []
     compute = lambda: calls.append(1) or {"x": len(calls)}   # noqa: E731

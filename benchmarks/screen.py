@@ -1,0 +1,105 @@
+"""The screening behind `--preset budget`: settings compared for the same training time, each over seeds.
+
+    python benchmarks/screen.py [--seconds 180] [--seeds 0 1 2] [--only NAME ...] [--out benchmarks/screening.json]
+
+For each setting (the budget preset changed by a few fields, SETTINGS below):
+1. its speed is measured alone, with the machine's BLAS threads, over 200 updates after 20 to warm up;
+2. it is trained for the updates that speed makes in `seconds`, under every seed, on the default corpus
+   with the last 10% held out, two runs at a time with one BLAS thread each (the same work on any machine,
+   and a seed's result does not depend on the machine's load);
+3. the final and best held-out loss of every seed and the spike guard's events are written to --out.
+
+Training is chaotic, so a setting is judged by its worst seed. On this project's 2-core machine the whole
+screening takes about 7 minutes per setting. Run it on a quiet machine: the speeds of step 1 set the work.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name: (what it changes, the fields it sets on the preset)
+SETTINGS = {
+    "gru m=256 (the previous preset)": {"m": 256},
+    "gru m=256, B=64": {"m": 256, "batch_size": 64},
+    "gru m=256, B=16": {"m": 256, "batch_size": 16},
+    "gru m=384": {"m": 384},
+    "gru m=512": {"m": 512},
+}
+
+
+def base_fields() -> dict:
+    from charrnn.config import PRESETS
+    return {**PRESETS["budget"], "val_fraction": 0.1, "sample_length": 0, "val_every": 500, "log_every": 50}
+
+
+def probe(fields: dict, corpus) -> float:
+    """Updates per second of these settings, alone, after 20 updates to warm up."""
+    from charrnn import TrainConfig, train
+    cfg = TrainConfig(**{**fields, "val_every": 10**6, "n_updates": 20})
+    train(corpus, cfg)
+    return train(corpus, cfg.replace(n_updates=200)).updates_per_second
+
+
+def one_seed(fields: dict, seed: int, n_updates: int, corpus_path: str) -> dict:
+    from charrnn import Corpus, TrainConfig, train
+    h = train(Corpus.from_file(corpus_path), TrainConfig(**{**fields, "seed": seed, "n_updates": n_updates}))
+    return {"seed": seed, "final": h.val_loss[-1], "best": h.best_val_loss, "best_step": h.best_val_step,
+            "spikes": h.spikes, "val_steps": h.val_steps, "val_loss": h.val_loss}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=180.0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", nargs="+", help="settings to run (names as in SETTINGS); default: all")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "screening.json"))
+    args = parser.parse_args(argv)
+    from charrnn import Corpus
+    from charrnn.corpus import default_corpus_path
+    corpus_path = str(default_corpus_path(build=True))
+    corpus = Corpus.from_file(corpus_path)
+    names = args.only or list(SETTINGS)
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown:
+        print(f"screen: unknown setting {unknown[0]!r}; choose from: {', '.join(SETTINGS)}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.exists() else {}
+    plan = {}
+    for name in names:                               # step 1, alone on the machine
+        fields = {**base_fields(), **SETTINGS[name]}
+        rate = probe(fields, corpus)
+        plan[name] = (fields, rate, int(args.seconds * rate))
+        print(f"{name}: {rate:.2f} updates/s alone, {plan[name][2]:,} updates in {args.seconds:g} s", flush=True)
+    os.environ.update({k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
+    t0 = time.time()
+    import multiprocessing
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:   # step 2
+        futures = {(name, seed): pool.submit(one_seed, fields, seed, n, corpus_path)
+                   for name, (fields, rate, n) in plan.items() for seed in args.seeds}
+        for (name, seed), f in futures.items():
+            r = f.result()
+            fields, rate, n = plan[name]
+            entry = results.setdefault(name, {})
+            entry.update({"fields": SETTINGS[name], "updates_per_s": rate,
+                          "chars_per_s": rate * fields["batch_size"] * fields["seq_length"], "updates": n,
+                          "seconds": args.seconds})
+            entry.setdefault("seeds", {})[str(seed)] = r
+            print(f"  {name}, seed {seed}: held-out {r['final']:.4f} (best {r['best']:.4f}), "
+                  f"{len(r['spikes'] or ())} refused; {time.time() - t0:.0f} s", flush=True)
+            out.write_text(json.dumps(results, indent=1))   # step 3, after every run
+    for name in names:
+        finals = [s["final"] for s in results[name]["seeds"].values()]
+        print(f"{name}: {results[name]['chars_per_s']:,.0f} characters/s, held-out {min(finals):.3f}-{max(finals):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
