@@ -202,7 +202,7 @@ def test_the_full_profile_is_the_assignment():
     assert runs.assignment_config(s, 2_000_000).n_updates == 2 * ((2_000_000 - 26) // 25 + 1)
     jobs = runs.assignment_runs(s, 1_100_000)
     assert list(jobs) == ["assignment"] + [f"assignment-seed{k}" for k in s["assignment"]["spread_seeds"]]
-    assert len(jobs) >= 5 and {c.seed for c in jobs.values()} == {0, *s["assignment"]["spread_seeds"]}
+    assert len(jobs) >= 3 and {c.seed for c in jobs.values()} == {0, *s["assignment"]["spread_seeds"]}
 
 
 def test_an_unknown_profile_is_refused(monkeypatch):

@@ -13,9 +13,9 @@ state and the training history. A `best.npz` holds the best parameters and,
 as its `state`, the state they were trained in: the hidden state and input
 character of the update that gave the lowest smooth loss; `best_val.npz`
 likewise the parameters with the lowest held-out loss (kind "best_val"), with
-the state the run had reached when it was measured. No pickle anywhere. Files are written
-to a temporary name in the same directory, flushed, then renamed over the old
-one, so a crash never leaves a half-written checkpoint behind.
+the state the run had reached when it was measured. No pickle anywhere. Files
+are written to a temporary name in the same directory, flushed, then renamed
+over the old one, so a crash never leaves a half-written checkpoint behind.
 
 Version 1 (charrnn before the model family) is still read: a vanilla RNN with
 `hprev` (m,) and no state inputs, so its models can only be sampled from zeros.

@@ -31,7 +31,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from .checkpoint import VERSION, CheckpointError, load_checkpoint
+from .checkpoint import VERSION, load_checkpoint
 from .config import PRESETS, TrainConfig
 from .corpus import Corpus, default_corpus_path
 from .fileio import write_json_atomic
