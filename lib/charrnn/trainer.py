@@ -379,10 +379,10 @@ class _Trainer:
                         flat.grad *= scale
                     norm = None if config.clip_norm is None and guard is None else \
                         math.sqrt(float(np.dot(flat.grad, flat.grad)))
-                    if guard is not None and guard.trips(s.step + 1, loss, norm, loss_limit):
-                        self._recover(loss, norm, hyper["eta"], loss_limit)   # nothing applied, the batch skipped
+                    s.state = state_out                  # also past a refused batch (see charrnn.guard)
+                    if guard is not None and guard.trips(s.step + 1, loss, norm, loss_limit, from_zeros=e == 0):
+                        self._recover(loss, norm, hyper["eta"], loss_limit)   # nothing applied
                     else:
-                        s.state = state_out
                         if config.clip_norm is not None and norm > config.clip_norm:
                             flat.grad *= config.clip_norm / norm
                         s.smooth_loss = loss if s.smooth_loss is None else 0.999 * s.smooth_loss + 0.001 * loss
@@ -467,9 +467,9 @@ class _Trainer:
             bar.set_postfix(post, refresh=False)
 
     def _recover(self, loss, norm, eta, limit):
-        """The spike guard refuses this update: the parameters and optimiser state go back to its older
-        copy, the learning rate drops, every stream restarts from zeros (its state came from the refused
-        parameters); recorded in history.spikes and announced as a "spike" event."""
+        """The spike guard refuses this update: the batch is skipped, or the parameters and optimiser state
+        go back to a copy and the learning rate drops; recorded in history.spikes and announced as a
+        "spike" event."""
         s, guard = self.s, self.guard
         if not guard.can_recover:
             if not math.isfinite(loss) or loss > limit:
@@ -479,7 +479,6 @@ class _Trainer:
                                    f"row up to update {s.step + 1} (loss {loss:.4g}, gradient norm {norm:.4g}; "
                                    f"recent levels {guard.level:.4g} and {guard.norm_level:.4g}) (eta={self.config.eta})")
         event = guard.recover(s.step + 1, loss, norm, eta, self.flat.theta, self.opt_state)
-        s.state = zero_state(self.cell, self.config.batch_size, self.m, self.dtype)
         self.emit({"event": "spike", **event})
         if self.bar is not None:
             self.bar.set_postfix(smooth_loss=f"{s.smooth_loss:.2f}", spikes=len(guard.spikes), refresh=True)
