@@ -27,10 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 # name: (what it changes, the fields it sets on the preset)
 SETTINGS = {
     "gru m=256 (the previous preset)": {"m": 256},
+    "gru m=256, eta 2e-2": {"m": 256, "eta": 2e-2},
+    "gru m=256, eta 2e-2, no spike guard": {"m": 256, "eta": 2e-2, "spike_guard": None},
     "gru m=256, B=64": {"m": 256, "batch_size": 64},
-    "gru m=256, B=16": {"m": 256, "batch_size": 16},
     "gru m=384": {"m": 384},
+    "gru m=384, eta 7e-3": {"m": 384, "eta": 7e-3},
+    "gru m=384, eta 1.4e-2": {"m": 384, "eta": 1.4e-2},
+    "gru m=384, dropout 0.1": {"m": 384, "dropout": 0.1},
     "gru m=512": {"m": 512},
+    "two GRU layers (gru2), m=256": {"cell": "gru2", "m": 256},
+    "two GRU layers (gru2), m=256, dropout 0.1": {"cell": "gru2", "m": 256, "dropout": 0.1},
 }
 
 
