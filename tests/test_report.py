@@ -59,6 +59,19 @@ def test_a_finished_run_is_reused_and_a_changed_one_retrained(corpus, monkeypatc
     assert len(calls) == 3
 
 
+def test_a_reused_run_keeps_its_best_held_out_model(corpus):
+    """The report's fixed-time section samples the best held-out model; a rebuild that reuses the run must
+    give the same one (load_history once dropped it, and only a run trained in the same build had it)."""
+    cfg = CFG.replace(val_fraction=0.2, val_every=20)
+    first = runs.run("v", cfg, corpus, progress=False)
+    again = runs.run("v", cfg, corpus, progress=False)
+    assert again.best_val_step == first.best_val_step is not None
+    for k in first.best_val_params:
+        np.testing.assert_array_equal(again.best_val_params[k], first.best_val_params[k])
+    assert again.best_val_model().has_state and again.best_val_model().state_input == first.best_val_model().state_input
+    np.testing.assert_array_equal(again.best_val_model().state, first.best_val_model().state)
+
+
 def test_a_run_on_another_corpus_is_retrained(corpus, monkeypatch, text_small):
     calls = counting_train(monkeypatch)
     runs.run("r", CFG, corpus, progress=False)

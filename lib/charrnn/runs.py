@@ -205,7 +205,8 @@ def load_history(path) -> History:
 def _history_of(ck) -> History:
     return History.from_json(ck.history, params=ck.params, best_params=ck.best_params, state=ck.state,
                              state_input=ck.state_input, best_state=ck.best_state,
-                             best_state_input=ck.best_state_input)
+                             best_state_input=ck.best_state_input, best_val_params=ck.best_val_params,
+                             best_val_state=ck.best_val_state, best_val_state_input=ck.best_val_state_input)
 
 
 def cached(name: str, key: dict, compute, force: bool = False) -> dict:
