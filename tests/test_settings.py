@@ -153,3 +153,36 @@ def test_force_and_settings_reach_the_notebooks_kernels(tmp_path, monkeypatch):
     assert env["CHARRNN_SETTINGS"] == str(f.resolve())
     report.build(tmp_path, force=True, notebooks=("01_data",))
     assert "CHARRNN_FORCE_RUNS" not in seen[-1] and "CHARRNN_FORCE_BEFORE" in seen[-1]
+
+
+def test_every_setting_says_what_it_is_for_and_the_package_reads_it_there():
+    """Each TrainConfig field carries its role, whether it keys a report run, and whether a resume may change
+    it; the trainer's and the command line's resume checks and the run store read those, not lists of their own."""
+    import dataclasses
+
+    from charrnn import runs
+    from charrnn.config import ROLES, TrainConfig
+    for f in dataclasses.fields(TrainConfig):
+        assert f.metadata["role"] in ROLES and f.metadata["on_resume"] in ("fixed", "free"), f.name
+        assert isinstance(f.metadata["keys_run"], bool), f.name
+    free, fixed = set(TrainConfig.names(on_resume="free")), set(TrainConfig.names(on_resume="fixed"))
+    assert free | fixed == {f.name for f in dataclasses.fields(TrainConfig)} and not free & fixed
+    assert {"n_updates", "epochs", "time_budget", "val_every", "log_every", "checkpoint_dir"} <= free
+    assert {"cell", "m", "seed", "eta", "batch_size", "spike_guard", "dropout", "val_fraction"} <= fixed
+    assert runs._IGNORED == set(TrainConfig.names(keys_run=False)) == {"log_every", "checkpoint_dir",
+                                                                        "checkpoint_every", "resume"}
+    assert set(TrainConfig.names(role="bookkeeping")) >= runs._IGNORED
+
+
+def test_a_resume_refuses_every_fixed_setting_changed_and_takes_every_free_one(tmp_path, text_small):
+    from charrnn import TrainConfig, train
+    from charrnn.config import ConfigError
+    base = TrainConfig(n_updates=20, m=8, seq_length=10, checkpoint_dir=str(tmp_path / "r"), checkpoint_every=10,
+                       sample_every=10, sample_length=5, log_every=5)
+    train(text_small, base)
+    for field, value in [("m", 9), ("eta", 0.05), ("seed", 1), ("sigma", 0.02), ("clip", 4.0)]:
+        with pytest.raises(ConfigError, match=field):
+            train(text_small, base.replace(resume=str(tmp_path / "r"), n_updates=30, **{field: value}))
+    h = train(text_small, base.replace(resume=str(tmp_path / "r"), n_updates=30, log_every=3, sample_every=7,
+                                       sample_length=4, val_every=11, checkpoint_every=9))
+    assert h.step == 30

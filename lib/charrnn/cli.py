@@ -43,8 +43,8 @@ def _seed(s):
 
 _D = TrainConfig()
 # `train` options that set a TrainConfig field: (group, field, type or choices, help). The flag is the
-# field's name with dashes (n_updates is --updates). Which ones may change on resume is the trainer's
-# rule (trainer.RESUMABLE_CHANGES); bookkeeping may always change.
+# field's name with dashes (n_updates is --updates). Which ones may change on resume is each field's
+# metadata (TrainConfig.names(on_resume="free")).
 TRAIN_OPTIONS = (
     ("model", "cell", CELLS, f"cell: the assignment's vanilla rnn, gru or lstm (default {_D.cell})"),
     ("model", "m", _int, f"hidden units (default {_D.m})"),
@@ -84,9 +84,6 @@ TRAIN_OPTIONS = (
     ("bookkeeping", "sample_length", _int, f"characters per sample (default {_D.sample_length})"),
     ("bookkeeping", "log_every", _int, f"updates between logged losses (default {_D.log_every})"),
 )
-BOOKKEEPING = ("log_every", "sample_every", "sample_length", "checkpoint_every", "val_every")
-
-
 def _flag(field: str) -> str:
     return "--updates" if field == "n_updates" else "--" + field.replace("_", "-")
 
@@ -194,12 +191,12 @@ def _corpus_path(arg) -> Path:
 
 
 def cmd_train(args) -> int:
-    from .trainer import RESUMABLE_CHANGES, TrainingInterrupted, train
+    from .trainer import TrainingInterrupted, train
     given = {field: getattr(args, field) for _, field, _, _ in TRAIN_OPTIONS if getattr(args, field) is not None}
     if args.resume:
         ck = load_checkpoint(args.resume)
         for k, v in given.items():
-            if k not in BOOKKEEPING + RESUMABLE_CHANGES and v != getattr(ck.config, k):
+            if k in TrainConfig.names(on_resume="fixed") and v != getattr(ck.config, k):
                 raise ValueError(f"cannot resume from {ck.path} with {_flag(k)} {v}: the checkpoint's run has "
                                  f"{getattr(ck.config, k)!r} (start a new run instead)")
         if args.preset:

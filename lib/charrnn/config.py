@@ -16,64 +16,97 @@ class ConfigError(ValueError):
     """A configuration value that cannot work."""
 
 
+# What each setting is for, in one place: each TrainConfig field's metadata, which the rest of the package
+# reads through TrainConfig.names(...) instead of keeping lists of its own.
+# - role: the part of a run it belongs to (ROLES);
+# - keys_run: whether a finished run with another value is another run (charrnn.runs trains it afresh);
+# - on_resume: "fixed" (a resumed run must keep it, or the resume is refused) or "free" (a resume may change it).
+MODEL, DATA, OPTIMISATION, LENGTH, MEASURE, BOOKKEEPING = ("model", "data", "optimisation", "length", "measurement",
+                                                            "bookkeeping")
+ROLES = (MODEL, DATA, OPTIMISATION, LENGTH, MEASURE, BOOKKEEPING)
+
+
+def _setting(default, role: str, *, keys_run: bool = True, on_resume: str = "fixed"):
+    return dataclasses.field(default=default, metadata={"role": role, "keys_run": keys_run, "on_resume": on_resume})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     # --- model ---
-    cell: str = "rnn"             # "rnn" (the assignment's vanilla RNN), "gru", "lstm" or "gru2" (two GRU layers)
-    m: int = 100                  # hidden units
-    sigma: float = 0.01           # std of the initial weights (biases start at zero; an LSTM's forget gate at 1)
-    dtype: str = "float64"        # "float64" (exact) or "float32" (faster, for long runs)
+    cell: str = _setting("rnn", MODEL)  # "rnn" (the assignment's vanilla RNN), "gru", "lstm" or "gru2" (two GRU layers)
+    m: int = _setting(100, MODEL)  # hidden units
+    # std of the initial weights (biases start at zero; an LSTM's forget gate at 1)
+    sigma: float = _setting(0.01, MODEL)
+    dtype: str = _setting("float64", MODEL)  # "float64" (exact) or "float32" (faster, for long runs)
     # --- data ---
-    seq_length: int = 25          # T: characters per stream per update (truncated BPTT length)
-    batch_size: int = 1           # B: parallel streams, each a contiguous piece of the text with its own state
-    val_fraction: float = 0.0     # held-out tail of the text for validation (0 keeps the assignment's run exact)
-    val_every: int = 5_000        # updates between validation measurements (when val_fraction > 0)
-    val_streams: int = 1          # read the held-out text as this many pieces side by side (1: in order, exact)
+    seq_length: int = _setting(25, DATA)  # T: characters per stream per update (truncated BPTT length)
+    batch_size: int = _setting(1, DATA)  # B: parallel streams, each a contiguous piece of the text with its own state
+    # held-out tail of the text for validation (0 keeps the assignment's run exact)
+    val_fraction: float = _setting(0.0, DATA)
+    # updates between validation measurements (when val_fraction > 0)
+    val_every: int = _setting(5_000, MEASURE, on_resume="free")
+    # read the held-out text as this many pieces side by side (1: in order, exact)
+    val_streams: int = _setting(1, MEASURE, on_resume="free")
     # --- optimisation ---
-    optimizer: str = "adagrad"    # "adagrad" (the assignment's), "rmsprop" or "adam"
-    eta: float = 0.1              # learning rate
-    eps: float = 1e-8             # AdaGrad/RMSProp/Adam epsilon
-    rho: float = 0.9              # RMSProp decay of the squared-gradient average
-    beta1: float = 0.9            # Adam first-moment decay
-    beta2: float = 0.999          # Adam second-moment decay
-    clip: float = 5.0             # element-wise gradient clip to [-clip, clip] before each update
-    clip_norm: float | None = None  # first rescale the whole gradient to at most this L2 norm (None: never)
-    objective: str = "sum"        # the loss each update minimises: "sum" over a sequence's T characters,
-                                  # averaged over the B streams (the assignment's), or "mean" per character
-                                  # (the gradient divided by T; the logged loss stays per sequence either way)
-    schedule: str = "constant"    # learning rate: "constant", "cosine" (from eta down to final_eta * eta at
-                                  # the end of the run or of time_budget) or "step" (times decay_rate every decay_every)
-    warmup: int = 0               # updates of linear warm-up from 0 to eta, before the schedule
-    final_eta: float = 0.1        # the cosine schedule's last rate, as a fraction of eta
-    decay_every: int = 10_000     # the step schedule's interval, in updates
-    decay_rate: float = 0.5       # the step schedule's factor
-    dropout: float = 0.0          # during training, zero each entry of the hidden state the output layer reads
-                                  # with this probability (and scale the rest); not at the B = 1 vanilla RNN
-    weight_decay: float = 0.0     # after each step the weight matrices (U, W, V, ...) are multiplied by 1 - eta * this
-                                  # (decoupled, as AdamW; biases are not decayed); 0: none
-    reset_prob: float = 0.0       # per update and stream, reset the carried state to zeros with this
-                                  # probability (0: only at a new epoch, the assignment's)
-    max_loss_ratio: float = 100.0  # stop as diverged when a loss exceeds this many times seq_length*log(K),
-                                  # i.e. far worse than guessing uniformly (non-finite losses always stop)
-    spike_guard: float | None = None  # the spike guard (charrnn.guard): an update whose loss exceeds this many
-                                  # times its recent level (or its gradient norm spike_norm times) is refused,
-                                  # a recent copy of the parameters and optimiser state put back, and training
-                                  # goes on (None: off, the assignment's)
-    spike_norm: float = 5.0       # the guard's limit on the gradient norm, a multiple of its recent level
-    spike_eta: float = 0.5        # each recovery multiplies the learning rate by this for the rest of the run
-                                  # (1: only skip the batch)
-    spike_every: int = 100        # updates between the guard's copies (the older of the last two is put back)
-    n_updates: int = 100_000      # total updates (ignored when epochs is set)
-    epochs: int | None = None     # train for this many passes over the text instead
-    time_budget: float | None = None  # stop after this many seconds of training (None: no limit)
-    seed: int = 0                 # seeds the initial weights and the sampling RNG
+    optimizer: str = _setting("adagrad", OPTIMISATION)  # "adagrad" (the assignment's), "rmsprop" or "adam"
+    eta: float = _setting(0.1, OPTIMISATION)  # learning rate
+    eps: float = _setting(1e-8, OPTIMISATION)  # AdaGrad/RMSProp/Adam epsilon
+    rho: float = _setting(0.9, OPTIMISATION)  # RMSProp decay of the squared-gradient average
+    beta1: float = _setting(0.9, OPTIMISATION)  # Adam first-moment decay
+    beta2: float = _setting(0.999, OPTIMISATION)  # Adam second-moment decay
+    clip: float = _setting(5.0, OPTIMISATION)  # element-wise gradient clip to [-clip, clip] before each update
+    # first rescale the whole gradient to at most this L2 norm (None: never)
+    clip_norm: float | None = _setting(None, OPTIMISATION)
+    # the loss each update minimises: "sum" over a sequence's T characters, averaged over the B streams (the
+    # assignment's), or "mean" per character (the gradient divided by T; the logged loss stays per sequence either
+    # way)
+    objective: str = _setting("sum", OPTIMISATION)
+    # learning rate: "constant", "cosine" (from eta down to final_eta * eta at the end of the run or of time_budget)
+    # or "step" (times decay_rate every decay_every)
+    schedule: str = _setting("constant", OPTIMISATION)
+    warmup: int = _setting(0, OPTIMISATION)  # updates of linear warm-up from 0 to eta, before the schedule
+    final_eta: float = _setting(0.1, OPTIMISATION)  # the cosine schedule's last rate, as a fraction of eta
+    decay_every: int = _setting(10_000, OPTIMISATION)  # the step schedule's interval, in updates
+    decay_rate: float = _setting(0.5, OPTIMISATION)  # the step schedule's factor
+    # during training, zero each entry of the hidden state the output layer reads with this probability (and scale
+    # the rest); not at the B = 1 vanilla RNN
+    dropout: float = _setting(0.0, OPTIMISATION)
+    # after each step the weight matrices (U, W, V, ...) are multiplied by 1 - eta * this (decoupled, as AdamW;
+    # biases are not decayed); 0: none
+    weight_decay: float = _setting(0.0, OPTIMISATION)
+    # per update and stream, reset the carried state to zeros with this probability (0: only at a new epoch, the
+    # assignment's)
+    reset_prob: float = _setting(0.0, OPTIMISATION)
+    # stop as diverged when a loss exceeds this many times seq_length*log(K), i.e. far worse than guessing uniformly
+    # (non-finite losses always stop)
+    max_loss_ratio: float = _setting(100.0, OPTIMISATION)
+    # the spike guard (charrnn.guard): an update whose loss exceeds this many times its recent level (or its
+    # gradient norm spike_norm times) is refused, a recent copy of the parameters and optimiser state put back, and
+    # training goes on (None: off, the assignment's)
+    spike_guard: float | None = _setting(None, OPTIMISATION)
+    # the guard's limit on the gradient norm, a multiple of its recent level
+    spike_norm: float = _setting(5.0, OPTIMISATION)
+    # each recovery multiplies the learning rate by this for the rest of the run (1: only skip the batch)
+    spike_eta: float = _setting(0.5, OPTIMISATION)
+    # updates between the guard's copies (the older of the last two is put back)
+    spike_every: int = _setting(100, OPTIMISATION)
+    # --- the run's length, and its seed ---
+    n_updates: int = _setting(100_000, LENGTH, on_resume="free")  # total updates (ignored when epochs is set)
+    epochs: int | None = _setting(None, LENGTH, on_resume="free")  # train for this many passes over the text instead
+    # stop after this many seconds of training (None: no limit)
+    time_budget: float | None = _setting(None, LENGTH, on_resume="free")
+    seed: int = _setting(0, MODEL)  # seeds the initial weights and the sampling RNG
     # --- bookkeeping ---
-    log_every: int = 100          # updates between recorded (step, loss, smooth loss) points
-    sample_every: int = 10_000    # updates between "text evolution" samples
-    sample_length: int = 200      # characters per evolution sample
-    checkpoint_dir: str | None = None  # run directory for `last.npz`/`best.npz` (None: no checkpoints)
-    checkpoint_every: int = 5_000      # updates between `last` checkpoints
-    resume: str | None = None     # checkpoint file or run directory to continue from
+    # updates between recorded (step, loss, smooth loss) points
+    log_every: int = _setting(100, BOOKKEEPING, keys_run=False, on_resume="free")
+    sample_every: int = _setting(10_000, BOOKKEEPING, on_resume="free")  # updates between "text evolution" samples
+    sample_length: int = _setting(200, BOOKKEEPING, on_resume="free")  # characters per evolution sample
+    # run directory for `last.npz`/`best.npz` (None: no checkpoints)
+    checkpoint_dir: str | None = _setting(None, BOOKKEEPING, keys_run=False, on_resume="free")
+    # updates between `last` checkpoints
+    checkpoint_every: int = _setting(5_000, BOOKKEEPING, keys_run=False, on_resume="free")
+    # checkpoint file or run directory to continue from
+    resume: str | None = _setting(None, BOOKKEEPING, keys_run=False, on_resume="free")
 
     def __post_init__(self):
         self.validate()
@@ -153,10 +186,10 @@ class TrainConfig:
             raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
         return cls(**d)
 
-    def model_dict(self) -> dict:
-        """The fields that decide the trajectory of a run (not bookkeeping)."""
-        skip = {"checkpoint_dir", "checkpoint_every", "resume", "log_every", "time_budget"}
-        return {k: v for k, v in self.to_dict().items() if k not in skip}
+    @classmethod
+    def names(cls, **meta) -> tuple[str, ...]:
+        """The fields whose metadata match, in order: names(on_resume="fixed"), names(keys_run=False), ..."""
+        return tuple(f.name for f in dataclasses.fields(cls) if all(f.metadata[k] == v for k, v in meta.items()))
 
     def describe(self) -> str:
         """One line per field, for printing when training starts."""

@@ -40,7 +40,7 @@ from .settings import settings as load_settings
 from .trainer import History, train, updates_per_epoch
 
 # Config fields that do not change what a finished run is.
-_IGNORED = {"checkpoint_dir", "resume", "checkpoint_every", "log_every"}
+_IGNORED = set(TrainConfig.names(keys_run=False))
 
 
 # --------------------------------------------------------------------------- the report's runs
