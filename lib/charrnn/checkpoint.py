@@ -84,6 +84,21 @@ class Checkpoint:
     path: str | None = None
     version: int = VERSION           # the format version it was read from
 
+    @classmethod
+    def last(cls, params, best_params, opt_state, state_input, **fields) -> "Checkpoint":
+        """`last`: everything to resume the run exactly (fields: the run's description, where it stands and
+        its training state, as the trainer gives them)."""
+        return cls(params=params, best_params=best_params, opt_state=opt_state, state_input=state_input, kind="last",
+                   **fields)
+
+    @classmethod
+    def for_sampling(cls, kind: str, params, state, state_input, **fields) -> "Checkpoint":
+        """`best` or `best_val`: one model to sample, params with the state (B, S) they go with and the
+        characters (B,) that follow it; no optimiser or generator state, so it cannot be resumed."""
+        if kind not in SAMPLING_KINDS:
+            raise ValueError(f"a sampling checkpoint is one of {', '.join(SAMPLING_KINDS)}, not {kind!r}")
+        return cls(params=params, state=state, state_input=state_input, kind=kind, **fields)
+
     @property
     def cell(self) -> str:
         return self.config.cell

@@ -172,18 +172,22 @@ class TrainState:
                    best_val_state=ck.best_val_state, best_val_input=ck.best_val_state_input, guard=guard,
                    elapsed=ck.elapsed)
 
-    def checkpoint_fields(self) -> dict:
-        """The Checkpoint fields this state fills."""
-        guard, guard_arrays = self.guard.to_checkpoint() if self.guard is not None else (None, {})
+    def standing(self) -> dict:
+        """The Checkpoint fields that say where the run stands (in every file of the run)."""
         return dict(step=self.step, position=self.position, epoch=self.epoch, smooth_loss=self.smooth_loss,
-                    state=self.state, rng_state=self.rng.bit_generator.state,
-                    reset_rng_state=self.reset_rng.bit_generator.state,
                     best_smooth_loss=None if self.best_smooth_loss == math.inf else self.best_smooth_loss,
-                    best_step=self.best_step, best_state=self.best_state, best_state_input=self.best_input,
+                    best_step=self.best_step,
                     best_val_loss=None if self.best_val_loss == math.inf else self.best_val_loss,
-                    best_val_step=self.best_val_step, best_val_params=self.best_val_params,
-                    best_val_state=self.best_val_state, best_val_state_input=self.best_val_input,
-                    guard=guard, guard_arrays=guard_arrays)
+                    best_val_step=self.best_val_step)
+
+    def resume_fields(self) -> dict:
+        """The Checkpoint fields that only `last` holds: the rest of what resuming needs."""
+        guard, guard_arrays = self.guard.to_checkpoint() if self.guard is not None else (None, {})
+        return dict(state=self.state, rng_state=self.rng.bit_generator.state,
+                    reset_rng_state=self.reset_rng.bit_generator.state,
+                    best_state=self.best_state, best_state_input=self.best_input,
+                    best_val_params=self.best_val_params, best_val_state=self.best_val_state,
+                    best_val_state_input=self.best_val_input, guard=guard, guard_arrays=guard_arrays)
 
 
 class _Flat:
@@ -284,6 +288,41 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
     return _Trainer(text, config, params, callback).run(progress)
 
 
+class Batches:
+    """The training text as B streams side by side, as char-rnn's CharSplitLMMinibatchLoader: each update's
+    batch, the epoch rule, and the zeros a new epoch starts from. Where the streams are (the position e
+    and the epoch) is kept in TrainState, which the checkpoints save.
+
+    pieces: (B, P) character ids; zeros: a function giving the (B, S) state of a new epoch."""
+
+    def __init__(self, pieces: np.ndarray, seq_length: int, zeros):
+        self.pieces, self.T, self.zeros = pieces, seq_length, zeros
+
+    def wraps(self, position: int) -> bool:
+        """Fewer than T + 1 characters remain from position: the next batch starts a new epoch."""
+        return position + self.T + 1 > self.pieces.shape[1]
+
+    def next(self, s: "TrainState", history: "History"):
+        """(X, Y, from_zeros) for update s.step + 1: X = pieces[:, e:e+T] (B, T) and Y = pieces[:, e+1:e+T+1].
+        When fewer than T + 1 characters remain: a new epoch, e = 0 and every stream's state back to zeros."""
+        if self.wraps(s.position):
+            s.position, s.epoch, s.state = 0, s.epoch + 1, self.zeros()
+            history.epoch_steps.append(s.step)
+        e, T = s.position, self.T
+        return self.pieces[:, e:e + T], self.pieces[:, e + 1:e + T + 1], e == 0
+
+    def peek(self, s: "TrainState"):
+        """(the first stream's next input character, its state (S,)): what update s.step + 1 will read,
+        for a sample drawn before it."""
+        if self.wraps(s.position):
+            return self.pieces[0, 0], self.zeros()[0]
+        return self.pieces[0, s.position], s.state[0]
+
+    def next_inputs(self, position: int) -> np.ndarray:
+        """(B,) the character each stream reads next: the input that goes with the carried state."""
+        return self.pieces[:, min(position, self.pieces.shape[1] - 1)].copy()
+
+
 class _Trainer:
     """One call of train(): set-up (fresh or resumed), the loop, samples, validation, checkpoints."""
 
@@ -297,13 +336,14 @@ class _Trainer:
             raise CorpusError(f"the training text has {len(train_ids)} characters; seq_length={T} needs at least {T + 1}")
         if config.val_fraction > 0 and len(self.val_ids) < 2:
             raise CorpusError(f"val_fraction={config.val_fraction} leaves {len(self.val_ids)} held-out characters; need 2")
-        self.pieces = streams(train_ids, B, T)                  # (B, P)
+        pieces = streams(train_ids, B, T)                       # (B, P)
         self.cell = cell = get_cell(config.cell)
         self.dtype = dtype = np.dtype(config.dtype)
         self.K, self.m = K, m = len(self.vocab), config.m
+        self.batches = Batches(pieces, T, lambda: zero_state(cell, B, m, dtype))
         self.flat = _Flat(cell.param_shapes(K, m), dtype)
         self.target = config.n_updates if config.epochs is None else \
-            config.epochs * updates_per_epoch(self.pieces.shape[1], T)
+            config.epochs * updates_per_epoch(pieces.shape[1], T)
         self.opt_state = init_state(config.optimizer, self.flat.theta.size, dtype)
         self.history = History(config=config.to_dict(), vocab=self.vocab.to_json(), corpus_sha256=corpus.sha256)
         if config.resume:
@@ -333,74 +373,21 @@ class _Trainer:
 
     # --- the loop ---
     def run(self, progress: bool) -> History:
-        config, s, flat, history, cell, guard = self.config, self.s, self.flat, self.history, self.cell, self.guard
-        pieces, T, B = self.pieces, config.seq_length, config.batch_size
-        P = pieces.shape[1]
-        forward, backward = cell.forward_batch, cell.backward_batch
-        optimizer_step = STEPS[config.optimizer]
-        loss_limit = config.max_loss_ratio * T * math.log(max(self.K, 2))
-        hyper = dict(eta=config.eta, eps=config.eps, clip=config.clip, rho=config.rho, beta1=config.beta1,
-                     beta2=config.beta2)
-        scheduled = config.schedule != "constant" or config.warmup > 0 or guard is not None
-        scale = (1.0 / (B * T) if config.objective == "mean" else 1.0 / B)   # d(update's loss)/d(summed loss)
-        G = flat.grads
-        work = np.empty_like(flat.theta)                 # the optimiser's step
-        ws = cell.workspace(B, T, self.K, self.m, self.dtype)   # forward/backward buffers, reused every update
-        if config.dropout:
-            output_layer.dropout_buffers(ws, B * T, self.m, self.dtype)
-        self.t0, self.validating, start_step = time.perf_counter(), 0.0, s.step
-        stop = _SignalFlag()
-        bar = self.bar = _progress_bar(self.target, s.step, progress)
+        config, s, history = self.config, self.s, self.history
+        self._prepare()
+        start_step, stop = s.step, _SignalFlag()
+        self.bar = _progress_bar(self.target, s.step, progress)
         try:
             with stop:
                 while s.step < self.target:
-                    if s.position + T + 1 > P:           # new epoch
-                        s.position, s.epoch = 0, s.epoch + 1
-                        s.state = zero_state(cell, B, self.m, self.dtype)
-                        history.epoch_steps.append(s.step)
-                    e = s.position
-                    X, Y = pieces[:, e:e + T], pieces[:, e + 1:e + T + 1]
+                    X, Y, from_zeros = self.batches.next(s, history)   # a new epoch restarts every stream at zeros
                     if config.reset_prob > 0:
                         s.state = self._maybe_reset(s.state)
-                    if s.step % config.sample_every == 0 and config.sample_length and not _sampled_at(history, s.step):
+                    if self._sample_due():
                         self._sample(X[0, 0], s.state[0])
-                    if scheduled:
-                        hyper["eta"] = config.eta_at(s.step, self._progress()) * (guard.eta_scale if guard else 1.0)
-                    if config.dropout:
-                        self._dropout(ws.keep)
-                    loss, cache = forward(flat.params, X, Y, s.state, ws)
-                    if B > 1:
-                        loss /= B                        # per stream: a sequence's summed loss, as at B = 1
-                    if guard is None and (not math.isfinite(loss) or loss > loss_limit):
-                        raise self._diverged(loss, loss_limit)
-                    state_in = s.state
-                    _, state_out = backward(flat.params, cache, out=G)
-                    if scale != 1.0:
-                        flat.grad *= scale
-                    norm = None if config.clip_norm is None and guard is None else \
-                        math.sqrt(float(np.dot(flat.grad, flat.grad)))
-                    s.state = state_out                  # also past a refused batch (see charrnn.guard)
-                    if guard is not None and guard.trips(s.step + 1, loss, norm, loss_limit, from_zeros=e == 0):
-                        self._recover(loss, norm, hyper["eta"], loss_limit)   # nothing applied
-                    else:
-                        if config.clip_norm is not None and norm > config.clip_norm:
-                            flat.grad *= config.clip_norm / norm
-                        s.smooth_loss = loss if s.smooth_loss is None else 0.999 * s.smooth_loss + 0.001 * loss
-                        improved = s.smooth_loss < s.best_smooth_loss   # then the parameters that produced it are the best
-                        if improved:
-                            s.best_smooth_loss, s.best_step = s.smooth_loss, s.step
-                            s.best_state, s.best_input = state_in, X[:, 0].copy()
-                        optimizer_step(flat.grad, self.opt_state, work, t=s.step + 1, **hyper)   # clips flat.grad in place
-                        flat.step(work, keep_as_best=improved)
-                        if config.weight_decay:          # decoupled (AdamW): the weight matrices shrink by eta * wd
-                            for v in flat.params.values():
-                                if v.ndim == 2:
-                                    v *= 1.0 - hyper["eta"] * config.weight_decay
-                        if guard is not None:
-                            guard.accept(loss, norm)
-                            guard.keep(s.step + 1, flat.theta, self.opt_state)
+                    loss = self._update(X, Y, from_zeros)
                     s.step += 1
-                    s.position += T
+                    s.position += config.seq_length
                     if s.step % config.log_every == 0 or s.step == 1:
                         self._log(loss)
                     if config.val_fraction > 0 and s.step % config.val_every == 0:
@@ -408,22 +395,14 @@ class _Trainer:
                     if s.step % config.checkpoint_every == 0 and s.step < self.target:
                         self._checkpoint()
                     if stop.signum is not None:
-                        path = self._checkpoint()
-                        name = signal.Signals(stop.signum).name
-                        raise TrainingInterrupted(
-                            f"interrupted by {name} after {s.step} updates; "
-                            + (f"checkpoint saved to {path}" if path else "no checkpoint directory was set"),
-                            stop.signum, path)
+                        self._stop(stop.signum)
                     if config.time_budget is not None and self.elapsed() >= config.time_budget:
                         history.stopped = "time budget"
                         break
                 else:
                     history.stopped = "finished"
-            # the closing sample, when the last update lands on a sampling step
-            if s.step % config.sample_every == 0 and config.sample_length and not _sampled_at(history, s.step):
-                wrap = s.position + T + 1 > P
-                self._sample(pieces[0, 0] if wrap else pieces[0, s.position],
-                             zero_state(cell, 1, self.m, self.dtype)[0] if wrap else s.state[0])
+            if self._sample_due():                       # the last update landed on a sampling step
+                self._sample(*self.batches.peek(s))
             if config.val_fraction > 0 and (not history.val_steps or history.val_steps[-1] != s.step):
                 self._validate()
             history.updates_per_second = (s.step - start_step) / max(self.elapsed() - s.elapsed, 1e-9)
@@ -433,12 +412,78 @@ class _Trainer:
                 self.run_dir.rmdir()                     # diverged before its first checkpoint: leave nothing
             raise
         finally:
-            if bar is not None:
-                bar.update(s.step - bar.n)
-                bar.close()
+            if self.bar is not None:
+                self.bar.update(s.step - self.bar.n)
+                self.bar.close()
         self._fill_history()
-        history.params, history.best_params = flat.copy(), flat.copy(flat.best)
+        history.params, history.best_params = self.flat.copy(), self.flat.copy(self.flat.best)
         return history
+
+    def _prepare(self):
+        """The loop's constants and the buffers every update reuses."""
+        config, B, T = self.config, self.config.batch_size, self.config.seq_length
+        self.step_fn = STEPS[config.optimizer]
+        self.loss_limit = config.max_loss_ratio * T * math.log(max(self.K, 2))
+        self.hyper = dict(eta=config.eta, eps=config.eps, clip=config.clip, rho=config.rho, beta1=config.beta1,
+                          beta2=config.beta2)
+        self.scheduled = config.schedule != "constant" or config.warmup > 0 or self.guard is not None
+        self.scale = 1.0 / (B * T) if config.objective == "mean" else 1.0 / B   # d(update's loss)/d(summed loss)
+        self.work = np.empty_like(self.flat.theta)       # the optimiser's step
+        self.ws = self.cell.workspace(B, T, self.K, self.m, self.dtype)   # forward/backward buffers
+        if config.dropout:
+            output_layer.dropout_buffers(self.ws, B * T, self.m, self.dtype)
+        self.t0, self.validating = time.perf_counter(), 0.0
+
+    def _update(self, X, Y, from_zeros: bool) -> float:
+        """One update on the batch X, Y (B, T) from the carried state: forward, backward, then (unless the
+        spike guard refuses it) clipping, the smooth loss and the best model, the optimiser's step. The
+        state moves on either way. Returns the update's loss (per sequence, averaged over the streams)."""
+        config, s, flat, guard, hyper = self.config, self.s, self.flat, self.guard, self.hyper
+        if self.scheduled:
+            hyper["eta"] = config.eta_at(s.step, self._progress()) * (guard.eta_scale if guard else 1.0)
+        if config.dropout:
+            self._dropout(self.ws.keep)
+        loss, cache = self.cell.forward_batch(flat.params, X, Y, s.state, self.ws)
+        if config.batch_size > 1:
+            loss /= config.batch_size                    # per stream: a sequence's summed loss, as at B = 1
+        if guard is None and (not math.isfinite(loss) or loss > self.loss_limit):
+            raise self._diverged(loss, self.loss_limit)
+        state_in = s.state
+        _, s.state = self.cell.backward_batch(flat.params, cache, out=flat.grads)   # also past a refused batch
+        if self.scale != 1.0:
+            flat.grad *= self.scale
+        norm = None if config.clip_norm is None and guard is None else math.sqrt(float(np.dot(flat.grad, flat.grad)))
+        if guard is not None and guard.trips(s.step + 1, loss, norm, self.loss_limit, from_zeros=from_zeros):
+            self._recover(loss, norm, hyper["eta"], self.loss_limit)   # nothing applied
+            return loss
+        if config.clip_norm is not None and norm > config.clip_norm:
+            flat.grad *= config.clip_norm / norm
+        s.smooth_loss = loss if s.smooth_loss is None else 0.999 * s.smooth_loss + 0.001 * loss
+        improved = s.smooth_loss < s.best_smooth_loss    # then the parameters that produced it are the best
+        if improved:
+            s.best_smooth_loss, s.best_step = s.smooth_loss, s.step
+            s.best_state, s.best_input = state_in, X[:, 0].copy()
+        self.step_fn(flat.grad, self.opt_state, self.work, t=s.step + 1, **hyper)   # clips flat.grad in place
+        flat.step(self.work, keep_as_best=improved)
+        if config.weight_decay:                          # decoupled (AdamW): the weight matrices shrink by eta * wd
+            for v in flat.params.values():
+                if v.ndim == 2:
+                    v *= 1.0 - hyper["eta"] * config.weight_decay
+        if guard is not None:
+            guard.accept(loss, norm)
+            guard.keep(s.step + 1, flat.theta, self.opt_state)
+        return loss
+
+    def _sample_due(self) -> bool:
+        s, config = self.s, self.config
+        return s.step % config.sample_every == 0 and config.sample_length > 0 and not _sampled_at(self.history, s.step)
+
+    def _stop(self, signum):
+        """Ctrl-C or SIGTERM arrived during the update just made: save `last` and say where it is."""
+        path = self._checkpoint()
+        raise TrainingInterrupted(f"interrupted by {signal.Signals(signum).name} after {self.s.step} updates; "
+                                  + (f"checkpoint saved to {path}" if path else "no checkpoint directory was set"),
+                                  signum, path)
 
     # --- pieces of the loop ---
     def elapsed(self) -> float:
@@ -534,7 +579,7 @@ class _Trainer:
 
     def _state_input(self) -> np.ndarray:
         """(B,) the character each stream reads next: the input that goes with the carried state."""
-        return self.pieces[:, min(self.s.position, self.pieces.shape[1] - 1)].copy()
+        return self.batches.next_inputs(self.s.position)
 
     def _fill_history(self):
         s, history = self.s, self.history
@@ -547,21 +592,18 @@ class _Trainer:
         history.best_val_params, history.best_val_state = s.best_val_params, s.best_val_state
         history.best_val_state_input = s.best_val_input
 
-    def _common(self, finished: bool) -> dict:
+    def _about(self, finished: bool) -> dict:
         """The Checkpoint fields every file of the run shares: what it is, where it stands, its history."""
         self._fill_history()
         return dict(vocab=self.vocab, config=self.config, corpus_sha256=self.corpus.sha256,
                     corpus_path=self.corpus.path, keep_line_endings=self.corpus.keep_line_endings,
                     history=self.history.to_json(), finished=finished, elapsed=self.history.elapsed,
-                    **self.s.checkpoint_fields())
+                    **self.s.standing())
 
     def _sampling_file(self, name: str, kind: str, params, state, state_input, finished: bool) -> None:
         """Write run_dir/name: one model to sample (params with the state they go with), no training state."""
-        fields = {**self._common(finished), "state": state, "state_input": state_input, "opt_state": {},
-                  "rng_state": None, "reset_rng_state": None, "best_state": None, "best_state_input": None,
-                  "best_val_params": None, "best_val_state": None, "best_val_state_input": None,
-                  "guard": None, "guard_arrays": {}}
-        save_checkpoint(Checkpoint(params=params, best_params=None, kind=kind, **fields), self.run_dir / name)
+        save_checkpoint(Checkpoint.for_sampling(kind, params, state, state_input, **self._about(finished)),
+                        self.run_dir / name)
 
     def _save_best_val(self):
         """best_val.npz, written whenever the held-out loss improves (the file a reader samples from)."""
@@ -580,16 +622,14 @@ class _Trainer:
                 f"training diverged: the parameters became non-finite by update {s.step} (eta={self.config.eta}); "
                 + (f"the last good checkpoint is {run_dir / 'last.npz'}" if (run_dir / "last.npz").exists()
                    else "no checkpoint was written"))
-        common = self._common(finished)
-        history = self.history
+        about = self._about(finished)
         if s.best_step is not None and s.best_step != self.best_saved_step or finished:
             # `best` is for sampling: the best parameters and the state they were trained in, no training state
             self._sampling_file("best.npz", "best", flat.copy(flat.best), s.best_state, s.best_input, finished)
             self.best_saved_step = s.best_step
-        path = save_checkpoint(Checkpoint(params=flat.params, best_params=flat.copy(flat.best), kind="last",
-                                          opt_state=self.opt_state, state_input=self._state_input(), **common),
-                               run_dir / "last.npz")
-        write_json_atomic(run_dir / "history.json", {**history.to_json(), "finished": finished})
+        path = save_checkpoint(Checkpoint.last(flat.params, flat.copy(flat.best), self.opt_state, self._state_input(),
+                                               **about, **s.resume_fields()), run_dir / "last.npz")
+        write_json_atomic(run_dir / "history.json", {**self.history.to_json(), "finished": finished})
         self.emit({"event": "checkpoint", "step": s.step, "path": str(path)})
         return path
 
@@ -607,12 +647,9 @@ def _checked_params(params, shapes: dict):
     return params
 
 
-# settings that may differ on resume: how long to run and what to record
-RESUMABLE_CHANGES = ("n_updates", "epochs", "sample_every", "sample_length", "val_every", "val_streams")
-
-
 def _checked_resume(config: TrainConfig, corpus: Corpus) -> Checkpoint:
-    """Load the checkpoint to resume from and refuse one that does not fit this run."""
+    """Load the checkpoint to resume from and refuse one that does not fit this run: another vocabulary or
+    corpus, or a setting whose metadata says a resume must keep it (TrainConfig.names(on_resume="fixed"))."""
     ck = load_checkpoint(config.resume)
     if ck.vocab != corpus.vocab:
         extra = sorted(set(corpus.vocab.chars) - set(ck.vocab.chars))
@@ -622,9 +659,9 @@ def _checked_resume(config: TrainConfig, corpus: Corpus) -> Checkpoint:
     if ck.corpus_sha256 and ck.corpus_sha256 != corpus.sha256:
         raise CheckpointError(f"cannot resume from {ck.path}: it was trained on a different corpus "
                               f"(sha256 {ck.corpus_sha256[:12]}..., this one {corpus.sha256[:12]}...)")
-    mine, theirs = config.model_dict(), ck.config.model_dict()
-    for k in mine:
-        if k not in RESUMABLE_CHANGES and mine[k] != theirs[k]:
+    mine, theirs = config.to_dict(), ck.config.to_dict()
+    for k in TrainConfig.names(on_resume="fixed"):
+        if mine[k] != theirs[k]:
             raise ConfigError(f"cannot resume from {ck.path}: {k}={mine[k]!r} differs from the checkpoint's {theirs[k]!r}")
     missing = [k for k in STATE_KEYS[config.optimizer] if k not in ck.opt_state]
     if missing or ck.state is None or ck.rng_state is None:
