@@ -61,3 +61,13 @@ def swap_time_and_rows(src, dst) -> None:
     NumPy's copy of a transposed float view."""
     item = np.dtype((np.void, src.shape[2] * src.itemsize))
     np.copyto(dst.view(item)[..., 0], src.view(item)[..., 0].transpose(1, 0))
+
+
+class StreamsWorkspace:
+    """Base of the B-stream cells' workspaces: the buffers of one (B, T, K, m, dtype), which `fits` checks
+    before a forward pass reuses them. A subclass sets self.key = (B, T, K, m, np.dtype(dtype))."""
+    key: tuple
+
+    def fits(self, B: int, T: int, params) -> bool:
+        K, m = params["V"].shape
+        return self.key == (B, T, K, m, params["V"].dtype)

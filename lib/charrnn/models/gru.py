@@ -29,7 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import output
-from .common import check_id, check_ids, check_sizes, halved_inputs, normal_init, swap_time_and_rows
+from .common import (StreamsWorkspace, check_id, check_ids, check_sizes, halved_inputs, normal_init,
+                     swap_time_and_rows)
 
 PARAM_NAMES = ("U", "W", "V", "b", "c")
 
@@ -75,7 +76,7 @@ def step(params, h, x_id):
     return h, params["V"] @ h + params["c"]
 
 
-class BatchWorkspace:
+class BatchWorkspace(StreamsWorkspace):
     """Buffers for B streams of T steps, allocated once per run. Per-step arrays are feature-major
     (one stream per column) and stacked over time, so each step's (m, B) blocks are contiguous:
 
@@ -128,10 +129,6 @@ class BatchWorkspace:
         self.backward_steps = [
             (F[t].reshape(5, m, B), self.DH[t], F[t, :3 * m], F[t, 4 * m:], self.DH[t - 1] if t else None)
             for t in range(T - 1, -1, -1)]
-
-    def fits(self, B: int, T: int, params) -> bool:
-        K, m = params["V"].shape
-        return self.key == (B, T, K, m, params["V"].dtype)
 
 
 def workspace(B: int, T: int, K: int, m: int, dtype=np.float64) -> BatchWorkspace:

@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import gru, output
-from .common import check_id, check_ids, check_sizes, halved_inputs, normal_init, swap_time_and_rows
+from .common import (StreamsWorkspace, check_id, check_ids, check_sizes, halved_inputs, normal_init,
+                     swap_time_and_rows)
 
 PARAM_NAMES = ("U", "W", "V", "b", "c", "U2", "W2", "b2")    # the shared names first, in every cell's order
 
@@ -67,7 +68,7 @@ def step(params, s, x_id):
     return np.concatenate([h2, h1]), params["V"] @ h2 + params["c"]
 
 
-class BatchWorkspace:
+class BatchWorkspace(StreamsWorkspace):
     """Buffers for B streams of T steps: one gru.BatchWorkspace per layer (the upper one's XZ holds
     U2 h1_t + b2, its O and rows the output layer's), H1 (m, T, B) the lower layer's h_t feature-major
     for the upper layer's input product, and the upper layer's halved weights U2h (3m, m), b2h (3m, 1, 1)."""
@@ -80,10 +81,6 @@ class BatchWorkspace:
         self.U2h = np.empty((3 * m, m), dtype)
         self.b2h = np.empty((3 * m, 1, 1), dtype)
         self.keep = self.Hd = None                  # dropout on the output layer's input (output.dropout_buffers)
-
-    def fits(self, B: int, T: int, params) -> bool:
-        K, m = params["V"].shape
-        return self.key == (B, T, K, m, params["V"].dtype)
 
 
 def workspace(B: int, T: int, K: int, m: int, dtype=np.float64) -> BatchWorkspace:

@@ -33,7 +33,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import output
-from .common import check_id, check_ids, check_sizes, halved_inputs, normal_init, swap_time_and_rows
+from .common import (StreamsWorkspace, check_id, check_ids, check_sizes, halved_inputs, normal_init,
+                     swap_time_and_rows)
 
 PARAM_NAMES = ("U", "W", "V", "b", "c")
 
@@ -82,7 +83,7 @@ def step(params, s, x_id):
     return np.concatenate([h, c]), params["V"] @ h + params["c"]
 
 
-class BatchWorkspace:
+class BatchWorkspace(StreamsWorkspace):
     """Buffers for B streams of T steps, allocated once per run. Per-step arrays are feature-major
     (one stream per column) and stacked over time, so each step's (m, B) blocks are contiguous:
 
@@ -144,10 +145,6 @@ class BatchWorkspace:
             self.backward_steps.append(
                 (A[t + 1] if t < T - 1 else None, self.DH[t], Q[p + 1], Q[p + 2], Q[p:p + 2], Q[p + 1:p + 3],
                  self.DF[t], A4[t, :2], A4[t, 2:]))
-
-    def fits(self, B: int, T: int, params) -> bool:
-        K, m = params["V"].shape
-        return self.key == (B, T, K, m, params["V"].dtype)
 
 
 def workspace(B: int, T: int, K: int, m: int, dtype=np.float64) -> BatchWorkspace:
