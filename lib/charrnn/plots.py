@@ -259,8 +259,9 @@ def val_vs_seconds(histories: dict, title: str | None = None):
 def coloured_text(text: str, values, title: str, cmap: str = "RdBu_r", vmin: float = -1.0, vmax: float = 1.0,
                   width: int = 92, label: str = "activation"):
     """text drawn in a monospace grid, each character on a background coloured by its value (values (n,)),
-    line breaks kept (shown as a faint ⏎), long lines wrapped at width characters; with a colour bar."""
-    colours = matplotlib.colormaps[cmap]
+    line breaks kept (shown as a faint ⏎), long lines wrapped at width characters; with a colour bar. The
+    colour map is mixed 45% with white, so that black text stays readable on its darkest cells in print."""
+    colours = matplotlib.colors.ListedColormap(0.55 * matplotlib.colormaps[cmap](np.linspace(0, 1, 256))[:, :3] + 0.45)
     norm = matplotlib.colors.Normalize(vmin, vmax)
     cells, row, col = [], 0, 0
     for ch, v in zip(text, values):
