@@ -37,7 +37,7 @@ from .fileio import write_atomic
 from .paths import repo_root
 
 NOTEBOOKS = ("01_data", "02_gradient_check", "03_training", "04_text_evolution", "06_beyond", "07_cells",
-             "08_hidden_units")
+             "08_hidden_units", "09_conclusion")
 TITLE = "A character-level RNN in NumPy"          # report.toml's title replaces it
 DEBIAN_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc"
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "charrnn_pdf.tex.j2"
