@@ -186,6 +186,9 @@ def test_extra_seeds_do_the_timed_runs_work(corpus):
     other = runs.run_many(jobs, corpus, workers=1)["t-seed1"]
     assert other.step == timed.step and other.val_steps == timed.val_steps
     assert plots.seconds_at(timed, timed.val_steps).tolist() == pytest.approx(timed.val_seconds)
+    together = runs.over_seeds("t", timed_cfg, [0, 1, 2], corpus, workers=1)    # reused: no run trained again
+    assert [h.config["seed"] for h in together] == [0, 1, 2] and {h.step for h in together} == {timed.step}
+    np.testing.assert_array_equal(together[1].params["W"], other.params["W"])
 
 
 def test_cached_results_are_recomputed_when_the_key_changes(corpus):

@@ -84,6 +84,8 @@ TRAIN_OPTIONS = (
     ("bookkeeping", "sample_length", _int, f"characters per sample (default {_D.sample_length})"),
     ("bookkeeping", "log_every", _int, f"updates between logged losses (default {_D.log_every})"),
 )
+
+
 def _flag(field: str) -> str:
     return "--updates" if field == "n_updates" else "--" + field.replace("_", "-")
 

@@ -87,7 +87,7 @@ class Guard:
         impossible loss refuses it."""
         if not (math.isfinite(loss) and math.isfinite(norm)) or loss > limit:
             return True
-        if step <= self.start or from_zeros:   # early updates move the levels too fast to judge by them
+        if step <= self.start or from_zeros:   # early updates move the levels too fast; from zeros costs more
             return False
         return loss > self.ratio * self.level or norm > self.norm_ratio * self.norm_level
 

@@ -108,6 +108,13 @@ def same_work(name: str, config: TrainConfig, timed: History, seeds) -> dict:
             for k in seeds if k != config.seed}
 
 
+def over_seeds(name: str, config: TrainConfig, seeds, corpus=None, workers: int = 2) -> list:
+    """[the timed run NAME, then the same_work runs under the other seeds]: trained (the others `workers` at a
+    time) or reused."""
+    timed = run(name, config, corpus)
+    return [timed, *run_many(same_work(name, config, timed, seeds), corpus, workers=workers).values()]
+
+
 def _budgeted(s, fields: dict, seconds: float, val_every: int) -> TrainConfig:
     return TrainConfig(**{**fields, "time_budget": float(seconds), "val_every": val_every,
                           "val_fraction": s["experiments"]["val_fraction"], "seed": s["assignment"]["seed"],
