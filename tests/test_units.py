@@ -72,8 +72,9 @@ def test_the_unit_viewer_shows_the_chosen_features_unit_and_the_probabilities():
     newline = [o for o in ui.feature.options if o.startswith("just after a line break")][0]
     ui.feature.value = newline
     assert ui.unit.value == 5 and "unit 5" in newline and "r = +1.00" in newline
-    assert ui.output.value.count("<span") == len(text) and "rgb(198,40,40)" in ui.output.value   # +1: full red
+    assert ui.output.value.count('<span style="background') == len(text)          # one cell per character
+    assert "rgb(229,115,115)" in ui.output.value          # +1: the darkest red, light enough for black text
     ui.unit.value = 2                                   # any unit can be looked at
     assert "unit 2 " in ui.info.value and "just after a line break: r = " in ui.info.value
     ui.feature.value = UnitViewer.SURE
-    assert "probability" in ui.info.value and ui.output.value.count("<span") == len(text)
+    assert "probability" in ui.info.value and ui.output.value.count('<span style="background') == len(text)

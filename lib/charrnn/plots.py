@@ -1,17 +1,14 @@
 """Matplotlib figures of the notebooks and the report; each is saved to figures/ as PNG.
 
-Every function returns a Figure; `show(fig, name)` saves it (env CHARRNN_FIGURES
-overrides figures/, so tests never overwrite the real figures) and displays the
-saved PNG, so what the notebook shows is exactly the file on disk.
+Every function returns a Figure; `save(fig, name)` writes it (env CHARRNN_FIGURES
+overrides figures/, so tests never overwrite the real figures). The notebooks show
+figures with charrnn.display.Section.show, which saves, numbers and captions them.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib
-import matplotlib.cm
-import matplotlib.colors
-import matplotlib.patches
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
@@ -32,15 +29,6 @@ def save(fig, name: str) -> Path:
     return path
 
 
-def show(fig, name: str, width: int = 720):
-    """Save fig, display the saved PNG (width in screen pixels) and close the figure."""
-    from IPython.display import Image, display
-    path = save(fig, name)
-    plt.close(fig)
-    display(Image(filename=str(path), width=width))
-    return path
-
-
 def _figure(height: float = 3.4, ncols: int = 1):
     fig, axes = plt.subplots(1, ncols, figsize=(WIDTH, height), layout="constrained")
     return fig, axes
@@ -57,25 +45,6 @@ def _style(ax, xlabel, ylabel, title=None):
 
 def _thousands(x, _pos=None):
     return f"{x / 1000:g}k" if abs(x) >= 1000 else f"{x:g}"
-
-
-def char_frequencies(chars, counts, top: int | None = None):
-    """Bar chart of character counts, most frequent first (log scale)."""
-    order = np.argsort(-np.asarray(counts), kind="stable")[:top]
-    labels = [_label(chars[i]) for i in order]
-    fig, ax = _figure(3.0)
-    ax.bar(range(len(order)), np.asarray(counts)[order], color="tab:blue")
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(order)), labels, fontsize=6, family="DejaVu Sans Mono")
-    ax.set_xlim(-0.7, len(order) - 0.3)
-    ax.set_ylabel("occurrences")
-    ax.set_title("Character frequencies, most frequent first", fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-    return fig
-
-
-def _label(ch: str) -> str:
-    return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(ch, ch)
 
 
 def smooth_loss(history, title: str | None = None, spread=()):
@@ -253,34 +222,4 @@ def val_vs_seconds(histories: dict, title: str | None = None):
     lo = min(min(h.val_loss) for h in histories.values())
     ax.set_ylim(lo - 0.05, lo + 1.2)
     ax.legend(fontsize=8)
-    return fig
-
-
-def coloured_text(text: str, values, title: str, cmap: str = "RdBu_r", vmin: float = -1.0, vmax: float = 1.0,
-                  width: int = 92, label: str = "activation"):
-    """text drawn in a monospace grid, each character on a background coloured by its value (values (n,)),
-    line breaks kept (shown as a faint ⏎), long lines wrapped at width characters; with a colour bar. The
-    colour map is mixed 45% with white, so that black text stays readable on its darkest cells in print."""
-    colours = matplotlib.colors.ListedColormap(0.55 * matplotlib.colormaps[cmap](np.linspace(0, 1, 256))[:, :3] + 0.45)
-    norm = matplotlib.colors.Normalize(vmin, vmax)
-    cells, row, col = [], 0, 0
-    for ch, v in zip(text, values):
-        if col >= width:
-            row, col = row + 1, 0
-        cells.append((row, col, "⏎" if ch == "\n" else ch, v))
-        row, col = (row + 1, 0) if ch == "\n" else (row, col + 1)
-    rows, cols = row + 1, max(c for _, c, _, _ in cells) + 1
-    fig, ax = plt.subplots(figsize=(min(WIDTH, 1.1 + 0.082 * cols), 0.62 + 0.155 * rows), layout="constrained")
-    for r, c, ch, v in cells:
-        ax.add_patch(matplotlib.patches.Rectangle((c, -r - 1), 1, 1, color=colours(norm(v)), lw=0))
-        if not ch.isspace():
-            ax.text(c + 0.5, -r - 0.5, ch, ha="center", va="center", fontsize=6.2, family="DejaVu Sans Mono",
-                    color="0.65" if ch == "⏎" else "black")
-    ax.set_xlim(0, cols)
-    ax.set_ylim(-rows, 0)
-    ax.axis("off")
-    ax.set_title(title, fontsize=9, loc="left")
-    bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm, colours), ax=ax, fraction=0.025, pad=0.01, aspect=12)
-    bar.set_label(label, fontsize=7)
-    bar.ax.tick_params(labelsize=6)
     return fig

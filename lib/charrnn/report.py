@@ -17,13 +17,13 @@ after the HTML and LaTeX exports with one line naming the Debian packages.
 outputs of the others; --force retrains every run, --force NAME the runs
 whose names match (shell patterns, e.g. 'assignment*').
 
-Also here: Table and TextBlock, the two displays the notebooks use for tables
-and sampled text; each renders as HTML in Jupyter and as LaTeX in the PDF.
+The report has two parts (PARTS): --parts assignment builds Part I alone, and
+trains only what it needs. What the notebooks display (tables, figures, text)
+is charrnn.display.
 """
 from __future__ import annotations
 
 import argparse
-import html
 import os
 import re
 import shutil
@@ -33,106 +33,43 @@ import time
 from datetime import date
 from pathlib import Path
 
+from .display import latex_escape
 from .fileio import write_atomic
 from .paths import repo_root
 
-NOTEBOOKS = ("01_data", "02_gradient_check", "03_training", "04_text_evolution", "06_beyond", "07_cells",
-             "08_hidden_units", "09_conclusion")
+# The report's two parts, each a title and its notebooks in order. Part I answers the assignment and can be
+# built alone for handing in (report.toml's parts, `make report PARTS=assignment`); Part II is optional.
+PARTS = {
+    "assignment": ("The assignment", ("00_summary", "01_data", "02_gradient_check", "03_training",
+                                      "04_text_evolution")),
+    "beyond": ("Beyond the assignment (optional)", ("06_beyond", "07_cells", "08_hidden_units", "09_conclusion")),
+}
+NOTEBOOKS = tuple(n for _, notebooks in PARTS.values() for n in notebooks)
+UNNUMBERED = ("00_summary",)                      # its heading is not a numbered section
 TITLE = "A character-level RNN in NumPy"          # report.toml's title replaces it
 DEBIAN_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc"
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "charrnn_pdf.tex.j2"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
-# --------------------------------------------------------------------------- displays
-
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
-def latex_escape(text: str) -> str:
-    """text with LaTeX's special characters escaped (for running text and table cells)."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-
-
-class Table:
-    """A small table: header and rows of strings. Cells wrapped in backticks are set in monospace."""
-
-    def __init__(self, header, rows, align=None, caption: str | None = None, small: bool = False):
-        self.header = [str(h) for h in header]
-        self.rows = [[str(c) for c in r] for r in rows]
-        self.align = align or "l" + "r" * (len(self.header) - 1)
-        self.caption = caption
-        self.small = small
-
-    @staticmethod
-    def _code(cell):
-        return len(cell) >= 2 and cell.startswith("`") and cell.endswith("`")
-
-    def _html_cell(self, cell, tag):
-        body = f"<code>{html.escape(cell[1:-1])}</code>" if self._code(cell) else html.escape(cell)
-        return f"<{tag}>{body}</{tag}>"
-
-    def _repr_html_(self):
-        head = "".join(self._html_cell(h, "th") for h in self.header)
-        body = "".join("<tr>" + "".join(self._html_cell(c, "td") for c in r) + "</tr>" for r in self.rows)
-        cap = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
-        return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    def _latex_cell(self, cell):
-        return rf"\texttt{{{latex_escape(cell[1:-1])}}}" if self._code(cell) else latex_escape(cell)
-
-    def _repr_latex_(self):
-        size = r"\small" if self.small else ""
-        lines = [r"\begin{center}" + size, rf"\begin{{tabular}}{{{self.align}}}", r"\toprule",
-                 " & ".join(rf"\textbf{{{self._latex_cell(h)}}}" for h in self.header) + r" \\", r"\midrule"]
-        lines += [" & ".join(self._latex_cell(c) for c in r) + r" \\" for r in self.rows]
-        lines += [r"\bottomrule", r"\end{tabular}"]
-        if self.caption:
-            lines.append(rf"\par\smallskip{{\small {latex_escape(self.caption)}}}")
-        lines.append(r"\end{center}")
-        return "\n".join(lines)
-
-    def __repr__(self):
-        widths = [max(len(x) for x in col) for col in zip(self.header, *self.rows)]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [self.header, *self.rows])
-
-
-class TextBlock:
-    """Sampled text shown exactly as generated, in a frame, wrapped at the margin (never cut).
-
-    heading: a short line above the frame (plain text).
-    """
-
-    def __init__(self, text: str, heading: str = ""):
-        self.text = text
-        self.heading = heading
-
-    def _repr_html_(self):
-        head = f"<p><b>{html.escape(self.heading)}</b></p>" if self.heading else ""
-        style = ("white-space: pre-wrap; word-break: break-all; border: 1px solid #bbb; padding: 6px; "
-                 "font-family: 'DejaVu Sans Mono', monospace; font-size: 90%")
-        return f"{head}<pre style=\"{style}\">{html.escape(self.text)}</pre>"
-
-    def _repr_latex_(self):
-        # Verbatim without commandchars: every character is literal. Only the closing
-        # line could end the environment early, so make sure no line looks like it.
-        body = self.text.replace("\r", "")
-        body = body.replace("\\end{SampleText}", "\\end {SampleText}")
-        head = rf"\noindent\textbf{{{latex_escape(self.heading)}}}" + "\n" if self.heading else ""
-        return f"{head}\\begin{{SampleText}}\n{body}\n\\end{{SampleText}}\n"
-
-    def __repr__(self):
-        return (self.heading + "\n" if self.heading else "") + self.text
-
-
-def markdown(text: str):
-    """Display text as Markdown (prose computed from results)."""
-    from IPython.display import Markdown, display
-    display(Markdown(text))
-
-
 # --------------------------------------------------------------------------- the build
+
+def section_number(notebook: str) -> int:
+    """The number of the report's section that notebook (its stem, e.g. "03_training") makes: sections are
+    numbered through both parts, so Part I's numbers are the same whether or not Part II is built."""
+    numbered = [n for n in NOTEBOOKS if n not in UNNUMBERED]
+    if notebook not in numbered:
+        raise ValueError(f"{notebook} is not a numbered section of the report (choose from {', '.join(numbered)})")
+    return numbered.index(notebook) + 1
+
+
+def notebooks_of(parts) -> list[str]:
+    """The notebooks of the named parts, in the report's order; BuildError for an unknown part."""
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts:
+        raise BuildError(f"parts: {', '.join(map(repr, unknown)) or 'none given'}: choose from {', '.join(PARTS)}")
+    return [n for part, (_, notebooks) in PARTS.items() if part in parts for n in notebooks]
+
 
 class BuildError(RuntimeError):
     """A notebook failed or a tool is missing; the message is one line."""
@@ -195,10 +132,16 @@ def merge(paths, title: str, authors, corpus: str, day: str | None = None):
         nb = nbformat.read(p, as_version=4)
         if i == 0:
             merged.metadata.update({k: v for k, v in nb.metadata.items() if k in ("kernelspec", "language_info")})
+        for part, (heading, notebooks) in PARTS.items():
+            if Path(p).stem == notebooks[0]:     # a part begins: its heading, in the PDF only
+                merged.cells.append(nbformat.v4.new_raw_cell(rf"\part{{{latex_escape(heading)}}}",
+                                                             metadata={"raw_mimetype": "text/latex"}, id=f"part-{part}"))
         for j, cell in enumerate(nb.cells):
             cell["id"] = f"nb{i}-{j}"
             if cell.cell_type == "markdown":   # "# 01 · The data" -> "# The data": LaTeX numbers the sections
                 cell.source = re.sub(r"^# \d+ · ", "# ", cell.source, flags=re.M)
+                if Path(p).stem in UNNUMBERED:
+                    cell.source = re.sub(r"^(# .+)$", r"\1 {.unnumbered}", cell.source, flags=re.M)
             if cell.cell_type == "code":
                 cell.outputs = [o for o in (_clean(o) for o in cell.outputs) if o is not None]
             merged.cells.append(cell)
@@ -252,6 +195,21 @@ def export(merged_path: Path, fmt: str, out_dir: Path) -> Path:
     return out
 
 
+def _figures_beside(tex: Path) -> None:
+    """Copy the figures the LaTeX names by absolute path (charrnn.display.Figure's saved files) into
+    report_files/ beside it and name them there, so the LaTeX source and its figures travel together."""
+    files = tex.parent / "report_files"
+
+    def local(match):
+        src = Path(match.group(2))
+        files.mkdir(exist_ok=True)
+        shutil.copyfile(src, files / src.name)
+        return f"{match.group(1)}{{report_files/{src.name}}}"
+
+    text = tex.read_text(encoding="utf-8")
+    tex.write_text(re.sub(r"(\\includegraphics\[[^\]]*\])\{(/[^}]+)\}", local, text), encoding="utf-8")
+
+
 def typeset(tex: Path, passes: int = 2) -> Path:
     """xelatex on the LaTeX that export wrote (in its directory, beside its figures): two passes, which
     settle the page references, instead of nbconvert's PDF route, which converts the notebook to LaTeX
@@ -275,7 +233,7 @@ def build_pdf(executed, out_pdf: Path, build_dir: Path, authors=None, corpus: st
     merged_path = build_dir / "report.ipynb"
     nbformat.write(merged, merged_path)
     export(merged_path, "html", build_dir)
-    export(merged_path, "latex", build_dir)
+    _figures_beside(export(merged_path, "latex", build_dir))
     missing = missing_tools()
     if missing:
         raise BuildError(f"{' and '.join(missing)} not found: install the Debian packages {DEBIAN_PACKAGES} "
@@ -305,9 +263,12 @@ def pick(only) -> list[str]:
     return picked
 
 
-def build(out_dir: Path | None = None, force=False, authors=None, timeout: int = 1800, notebooks=NOTEBOOKS,
-          only=(), settings_path=None, corpus=None) -> Path:
+def build(out_dir: Path | None = None, force=False, authors=None, timeout: int = 1800, notebooks=None,
+          only=(), settings_path=None, corpus=None, parts=None) -> Path:
     """The whole pipeline; returns the PDF path. Raises BuildError with one line on failure.
+
+    parts: the parts to build (default: the settings' parts, both unless report.toml says otherwise); notebooks,
+    if given, replaces the parts' notebooks.
 
     force: True retrains every run, a list of names (shell patterns) those runs only.
     only: notebooks to execute again; the others' stored outputs under out_dir/build are reused.
@@ -323,6 +284,8 @@ def build(out_dir: Path | None = None, force=False, authors=None, timeout: int =
         env["CHARRNN_SETTINGS"] = str(Path(settings_path).resolve())
     if corpus:
         env["CHARRNN_CORPUS"] = str(Path(corpus).resolve())
+    if parts:
+        env["CHARRNN_PARTS"] = ",".join(parts)
     try:
         with _environ(env):
             s = settings()
@@ -330,11 +293,16 @@ def build(out_dir: Path | None = None, force=False, authors=None, timeout: int =
             description = corpus_description(corpus_file)
     except (SettingsError, OSError, ValueError) as exc:
         raise BuildError(str(exc)) from None
+    if notebooks is None:
+        notebooks = notebooks_of(s["parts"])
     if force:
         env["CHARRNN_FORCE_BEFORE"] = str(time.time())
         if force is not True:
             env["CHARRNN_FORCE_RUNS"] = ",".join(force)
     todo = pick(only) if only else list(notebooks)
+    outside = [n for n in todo if n not in notebooks]
+    if outside:
+        raise BuildError(f"--only {outside[0]}: not in the parts being built ({', '.join(s['parts'])})")
     missing = [n for n in notebooks if n not in todo and not (build_dir / f"{n}.ipynb").exists()]
     if missing:
         raise BuildError(f"--only needs the stored outputs of the other notebooks, and {build_dir / missing[0]}.ipynb "
@@ -373,6 +341,9 @@ def main(argv=None) -> int:
                         help="execute only these notebooks (e.g. 03) and reuse the stored outputs of the others")
     parser.add_argument("--force", nargs="*", metavar="NAME",
                         help="retrain runs instead of reusing them: every run, or those named (shell patterns)")
+    parser.add_argument("--parts", nargs="+", metavar="PART", choices=list(PARTS),
+                        help="build only these parts (default: the settings' parts): " + ", ".join(
+                            f"{k} ({v[0]})" for k, v in PARTS.items()))
     parser.add_argument("--author", action="append", help="author name (repeatable; default: the settings' "
                                                           "authors, else git user.name)")
     parser.add_argument("--out", help="output directory (default: report/ in the repository)")
@@ -382,7 +353,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     try:
         pdf = build(args.out, force, args.author, args.timeout, only=args.only, settings_path=args.settings,
-                    corpus=args.corpus)
+                    corpus=args.corpus, parts=args.parts)
     except BuildError as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 1

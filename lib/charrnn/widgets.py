@@ -26,6 +26,7 @@ import ipywidgets as w
 import numpy as np
 
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from .display import coloured_html, diverging, sequential
 from .paths import repo_root, runs_dir
 from .sampling import Model, SamplingError, check_sampling_args, distribution
 
@@ -505,33 +506,12 @@ class UnitViewer:
         if self.feature.value == self.SURE:
             values = np.concatenate([[np.nan], self.P])   # the first character has no prediction
             self.info.value = _note("each character on the probability the model gave it (green: sure)")
-            self.output.value = _coloured_html(self.text, values, lambda v: _mix((255, 255, 255), (46, 125, 50), v))
+            self.output.value = coloured_html(self.text, values, sequential)
             return
         u = self.unit.value
         lines = [f"{name}: r = {self._correlations(self.H[:, [u]], f)[0]:+.2f}" for name, f in self.features.items()]
         self.info.value = _note(f"unit {u} (red positive, blue negative) · " + " · ".join(html.escape(s) for s in lines))
-        self.output.value = _coloured_html(self.text, self.H[:, u], _diverging)
+        self.output.value = coloured_html(self.text, self.H[:, u], diverging)
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
-
-
-def _mix(a, b, t):
-    t = 0.0 if t != t else min(max(float(t), 0.0), 1.0)      # NaN: no colour
-    return tuple(round(x + (y - x) * t) for x, y in zip(a, b))
-
-
-def _diverging(v):
-    """-1 blue, 0 white, +1 red."""
-    return _mix((255, 255, 255), (198, 40, 40), v) if v >= 0 else _mix((255, 255, 255), (21, 101, 192), -v)
-
-
-def _coloured_html(text, values, colour) -> str:
-    spans = []
-    for ch, v in zip(text, values):
-        r, g, b = colour(v)
-        shown = "⏎\n" if ch == "\n" else html.escape(ch)
-        spans.append(f'<span style="background: rgb({r},{g},{b})">{shown}</span>')
-    return ('<div style="font-family: var(--jp-code-font-family, monospace); font-size: 12.5px; line-height: 1.5; '
-            'white-space: pre-wrap; color: #212121; padding: 8px; border: 1px solid var(--jp-border-color2, #ddd)">'
-            + "".join(spans) + "</div>")
