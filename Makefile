@@ -30,9 +30,9 @@ corpus: setup
 test: setup sysdeps corpus
 	$(PY) -m pytest
 
-# make report [SETTINGS=my.toml] [CORPUS=data/goblet_book.txt] [ONLY=03] [FORCE=1 | FORCE='assignment*']
+# make report [SETTINGS=my.toml] [CORPUS=data/goblet_book.txt] [PARTS=assignment] [ONLY=03] [FORCE=1 | FORCE='assignment*']
 report: setup sysdeps corpus
-	$(PY) -m charrnn.report $(if $(SETTINGS),--settings '$(SETTINGS)') $(if $(CORPUS),--corpus '$(CORPUS)') \
+	$(PY) -m charrnn.report $(if $(SETTINGS),--settings '$(SETTINGS)') $(if $(CORPUS),--corpus '$(CORPUS)') $(if $(PARTS),--parts $(PARTS)) \
 		$(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force $(foreach f,$(filter-out 1,$(FORCE)),'$(f)'))
 
 bench: setup corpus

@@ -19,8 +19,8 @@ from charrnn import report
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
-FIGURES = ("01_char_frequencies", "03_smooth_loss", "04_start_state", "06a_validation", "06b_optimisers",
-           "06c_hidden_size", "06e_speed", "07_cells", "07_budget", "07_time_to_quality", "08_unit_0", "08_unit_1", "08_sure")
+FIGURES = ("03-smooth_loss", "04-long", "05-validation", "05-optimisers", "05-hidden_size", "05-speed",
+           "05-start_state", "06-cells", "06-budget", "06-time_to_quality")     # section-key, as display.Section saves them
 
 
 @functools.lru_cache(maxsize=None)

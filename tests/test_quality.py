@@ -47,12 +47,12 @@ def test_check_passage_is_one_line_naming_what_and_the_figure():
 
 
 def test_the_report_stops_rather_than_print_a_noise_passage(tmp_path):
-    """The quick build's assignment run, its best model replaced by noise: executing notebook 04 as
+    """The quick build's long assignment run, its best model replaced by noise: executing notebook 04 as
     `make report` does ends with one line naming the run and its score, and no passage is printed."""
     base, env, errors = quick_build()
     assert errors["03_training"] is None, errors
     shutil.copytree(base / "runs", tmp_path / "runs")
-    run = tmp_path / "runs" / "quick" / "assignment"
+    run = tmp_path / "runs" / "quick" / "assignment-long"          # the passage's run
     for name in ("last.npz", "best.npz"):
         ck = load_checkpoint(run / name)
         noise = init_params(len(ck.vocab), ck.config.m, sigma=0.8, seed=5)
@@ -67,7 +67,7 @@ def test_the_report_stops_rather_than_print_a_noise_passage(tmp_path):
         report.execute_notebook(NB_DIR / "04_text_evolution.ipynb", out, env=env, timeout=600)
     message = str(exc.value)
     assert "\n" not in message and "PassageCheckError" in message
-    assert "the best model of run assignment writes noise" in message
+    assert "the best model of run assignment-long writes noise" in message
     score = float(message.split("scores ")[1].split(" ")[0])
     assert score < 0.02
     import nbformat

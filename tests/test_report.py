@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charrnn import TrainConfig, report, runs
+from charrnn import TrainConfig, display, report, runs
 from charrnn.corpus import Corpus
 from charrnn.settings import PROFILES, settings
 from test_notebooks import FIGURES, quick_build
@@ -217,8 +217,16 @@ def test_the_full_profile_is_the_assignment():
             cfg.reset_prob) == (100, 25, 0.1, "adagrad", 100_000, 1, "rnn", 0.0)
     assert runs.assignment_config(s, 2_000_000).n_updates == 2 * ((2_000_000 - 26) // 25 + 1)
     jobs = runs.assignment_runs(s, 1_100_000)
-    assert list(jobs) == ["assignment"] + [f"assignment-seed{k}" for k in s["assignment"]["spread_seeds"]]
-    assert len(jobs) >= 3 and {c.seed for c in jobs.values()} == {0, *s["assignment"]["spread_seeds"]}
+    others = [f"-seed{k}" for k in s["assignment"]["spread_seeds"]]
+    assert list(jobs) == [f"assignment{k}" for k in ["", *others]] + [f"assignment-long{k}" for k in ["", *others]]
+    assert len(jobs) >= 6 and {c.seed for c in jobs.values()} == {0, *s["assignment"]["spread_seeds"]}
+    per_epoch = (1_100_000 - 26) // 25 + 1
+    for name, cfg in jobs.items():       # the passage's runs: the same run, for long_epochs epochs, no samples
+        if name.startswith("assignment-long"):
+            short = jobs[name.replace("-long", "")]
+            assert cfg.n_updates == round(s["assignment"]["long_epochs"] * per_epoch) >= 10 * per_epoch
+            assert cfg.replace(n_updates=short.n_updates, sample_length=short.sample_length,
+                               log_every=short.log_every) == short
 
 
 def test_an_unknown_profile_is_refused(monkeypatch):
@@ -230,15 +238,16 @@ def test_an_unknown_profile_is_refused(monkeypatch):
 # --------------------------------------------------------------------------- the pipeline without TeX
 
 def test_latex_escaping_of_table_cells_and_authors():
-    assert report.latex_escape("A & B_1 {50%} #2 $ ~^\\") == (
+    assert display.latex_escape("A & B_1 {50%} #2 $ ~^\\") == (
         r"A \& B\_1 \{50\%\} \#2 \$ \textasciitilde{}\textasciicircum{}\textbackslash{}")
-    tex = report.Table(["a", "b"], [["`x&y`", "1"]])._repr_latex_()
-    assert r"\texttt{x\&y}" in tex and r"\toprule" in tex
+    tex = display.Table(["a", "b"], [["`x&y`", "1"]], caption="c", number="Table 2.1")._repr_latex_()
+    assert r"\texttt{x\&y}" in tex and r"\toprule" in tex and r"\textbf{Table 2.1.} c" in tex
+    assert r"\begin{adjustbox}{max width=\linewidth}" in tex       # a wide table is scaled to the text width
 
 
 def test_sample_text_is_kept_verbatim_in_latex():
     text = "a\\b {c} %d $e\n  f_g ~ \\end{Verbatim}"
-    tex = report.TextBlock(text, "h & i")._repr_latex_()
+    tex = display.TextBlock(text, "h & i")._repr_latex_()
     assert r"\textbf{h \& i}" in tex
     body = tex.split("\\begin{SampleText}\n", 1)[1].rsplit("\n\\end{SampleText}", 1)[0]
     assert body == text
@@ -294,7 +303,7 @@ def pdf(tmp_path_factory):
     executed = [base / "build" / f"{n}.ipynb" for n in report.NOTEBOOKS]
     path = report.build_pdf(executed, out / "report.pdf", out / "build", ["Ada Lovelace & Bob"], "corpus.txt (1 char)")
     tex = (out / "build" / "report.tex").read_text()     # the LaTeX source, for editing, with its figures beside it
-    figures = re.findall(r"report_files/[\w.]+\.png", tex)
+    figures = re.findall(r"report_files/[\w.-]+\.png", tex)
     assert figures and all((out / "build" / f).exists() for f in figures)
     text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
     return {"path": path, "text": text, "flat": re.sub(r"\s+", "", without_page_numbers(text)), "base": base, "env": env}
@@ -318,11 +327,13 @@ def quick_history(pdf, name="assignment"):
 
 
 def test_pdf_has_the_title_block_and_every_section(pdf):
-    text = pdf["text"]
+    text = re.sub(r"(?<=\d) {2,}(?=[A-Z])", " ", pdf["text"])      # "5.1    Held-out" as pdftotext lays it out
     for title in (settings()["title"], "Ada Lovelace & Bob", "corpus.txt", "The data", "Checking the gradients",
-                  "Training", "How the text evolves", "The state the model was trained in", "Beyond the assignment",
-                  "(a) Held-out loss", "(b) Optimisers", "(c) Hidden size", "(d) Temperature", "(e) Speed",
-                  "(f) Teaching the model to start from zeros", "Beyond the vanilla RNN",
+                  "Training", "How the text evolves", "Beyond the assignment", "Part I", "The assignment", "Summary",
+                  "Part II", "Beyond the assignment (optional)",
+                  "5.1 Held-out loss", "5.2 Optimisers", "5.3 Hidden size", "5.4 Temperature", "5.5 Speed",
+                  "5.6 The state the model was trained in", "5.7 Teaching the model to start from zeros",
+                  "Beyond the vanilla RNN",
                   "Checking the gradients of every cell", "Three cells, the same time", "The best model in a fixed time",
                   "What the hidden units learned", "Where the model is sure"):
         assert title in text, f"{title!r} is missing from the PDF"
@@ -348,14 +359,18 @@ def test_pdf_has_the_eleven_evolution_samples_verbatim(pdf):
     history = quick_history(pdf)
     samples = [s for s in history.samples if s["step"] <= settings(profile="quick")["assignment"]["updates"]]
     assert len(samples) == 11
-    for s in samples:
-        assert re.sub(r"\s+", "", s["text"]) in pdf["flat"], f"the sample at step {s['step']} is not in the PDF"
-    assert "Before the first update" in pdf["text"]
-    assert pdf["text"].count("After ") >= 10
+    for s in samples:           # each on a few lines, its line breaks shown as ⏎
+        assert re.sub(r"\s+", "", s["text"].replace("\n", "⏎")) in pdf["flat"], \
+            f"the sample at step {s['step']} is not in the PDF"
+    assert "[before the first update" in pdf["text"]
+    assert len(re.findall(r"\[update [\d,]+, smooth loss", pdf["text"])) == 10
 
 
 def test_pdf_has_the_1000_character_passage_verbatim(pdf):
-    history = quick_history(pdf)
+    """Part I's passage: the best model of the assignment's run trained for long_epochs epochs."""
+    history = quick_history(pdf, "assignment-long")
+    assert history.step == round(settings(profile="quick")["assignment"]["long_epochs"]
+                                 * ((len(Corpus.from_file(runs.corpus_path(settings()))) - 26) // 25 + 1))
     passage = history.model(best=True).sample(1000, seed=0)
     assert len(passage) == 1000
     assert re.sub(r"\s+", "", passage) in pdf["flat"]
@@ -422,10 +437,112 @@ def test_no_two_printed_passages_share_a_run_of_40_characters_the_corpus_lacks(p
             block = re.search(r"<pre style=[^>]*>(.*)</pre>", o.get("data", {}).get("text/html", ""), flags=re.S)
             if block:
                 passages.append(html.unescape(block.group(1)))
-    assert len(passages) >= 20
+    assert len(passages) >= 15          # the evolution samples are one block
     corpus_text = Path(runs.corpus_path(settings(profile="quick"))).read_text()
     grams = [{p[i:i + 40] for i in range(len(p) - 39)} for p in passages]
     for i in range(len(passages)):
         for j in range(i + 1, len(passages)):
             shared = [g for g in grams[i] & grams[j] if g not in corpus_text]
             assert not shared, f"passages {i} and {j} share {shared[0]!r}"
+
+
+# --------------------------------------------------------------------------- parts, numbering, margins
+
+def test_the_sections_are_numbered_through_both_parts():
+    assert report.NOTEBOOKS[0] == "00_summary" and report.PARTS["assignment"][1][0] == "00_summary"
+    assert [report.section_number(n) for n in ("01_data", "04_text_evolution", "06_beyond", "09_conclusion")] == \
+        [1, 4, 5, 8]
+    with pytest.raises(ValueError, match="not a numbered section"):
+        report.section_number("00_summary")
+    assert report.notebooks_of(["assignment"]) == list(report.PARTS["assignment"][1])
+    assert report.notebooks_of(["beyond", "assignment"]) == list(report.NOTEBOOKS)     # always in the report's order
+    with pytest.raises(report.BuildError, match="'appendix': choose from assignment, beyond"):
+        report.notebooks_of(["appendix"])
+
+
+def test_figures_and_tables_are_numbered_in_the_order_they_are_named():
+    sec = display.Section("03_training")
+    assert sec.figure("loss") == "Figure 3.1" and sec.table("seeds") == "Table 3.1"
+    assert sec.figure("other") == "Figure 3.2" and sec.figure("loss") == "Figure 3.1"   # the same name, the same number
+
+
+def test_merge_opens_each_part_and_leaves_the_summary_unnumbered(tmp_path):
+    import nbformat
+    paths = []
+    for name in report.NOTEBOOKS:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {name[:2]} · Heading {name}")])
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+        paths.append(tmp_path / f"{name}.ipynb")
+    merged = report.merge(paths, "T", ["A"], "c.txt")
+    parts = [c.source for c in merged.cells if c.cell_type == "raw"]
+    assert parts == [r"\part{The assignment}", r"\part{Beyond the assignment (optional)}"]
+    headings = [c.source for c in merged.cells if c.cell_type == "markdown"]
+    assert headings[0] == "# Heading 00_summary {.unnumbered}" and headings[1] == "# Heading 01_data"
+    assert merged.metadata["title"] == "T"
+
+
+def test_coloured_text_is_one_box_per_character_and_wraps():
+    text = "ab c\n" + "x" * 10
+    block = display.ColouredText(text, [0.0, 0.5, 1.0, -1.0, 0.2] + [0.0] * 10, display.diverging,
+                                 (-1, 1, "activation"), "Figure 7.1", "caption", width=6)
+    tex = block._repr_latex_()
+    rows = [ln for ln in tex.splitlines() if ln.startswith(r"\cc{")]
+    assert len(rows) == 3                          # "ab c⏎", then ten x wrapped at 6
+    assert rows[0].count(r"\cc{") == 5 and r"\hphantom{x}" in rows[0] and "⏎" in rows[0]
+    assert rows[1].count(r"\cc{") == 6 and rows[2].count(r"\cc{") == 4
+    assert r"\cc{FFFFFF}{a}" in rows[0]            # 0 is white; -1 and 1 are light enough for black text
+    for colour in (display.diverging(-1), display.diverging(1), display.sequential(1)):
+        assert 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2] > 120
+    assert r"\textbf{Figure 7.1.} caption" in tex and "activation" in tex
+    assert "<span" in block._repr_html_()
+
+
+def test_part_one_builds_alone_and_trains_only_its_runs(tmp_path, monkeypatch):
+    """`make report PARTS=assignment`: Part I alone, for handing in. Only the assignment's runs are trained."""
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must build the PDF: {', '.join(missing)} not installed")
+        pytest.skip(f"{', '.join(missing)} not installed")
+    for k in ("CHARRNN_FORCE_BEFORE", "CHARRNN_FORCE_RUNS", "CHARRNN_SETTINGS", "CHARRNN_CORPUS"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("CHARRNN_PROFILE", "quick")
+    monkeypatch.setenv("CHARRNN_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("CHARRNN_FIGURES", str(tmp_path / "figures"))
+    assert report.main(["--parts", "assignment", "--out", str(tmp_path / "out")]) == 0
+    text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "out" / "report.pdf"), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    assert "Part I" in text and "Summary" in text and "How the text evolves" in text
+    assert "Part II" not in text and "Beyond the vanilla RNN" not in text and "Section 5" not in text
+    trained = sorted(p.name for p in (tmp_path / "runs" / "quick").iterdir() if p.is_dir())
+    assert trained and all(n.startswith("assignment") for n in trained), trained
+    with pytest.raises(SystemExit):
+        report.main(["--parts", "appendix"])
+
+
+def test_no_figure_or_table_runs_past_the_margin(pdf, tmp_path):
+    """The LaTeX log's overfull boxes and missing glyphs, and every rendered page: nothing is printed in the
+    margins (A4, 2.4 cm left and right)."""
+    from PIL import Image
+    log = (pdf["path"].parent / "build" / "report.log").read_text(errors="replace")
+    over = [float(x) for x in re.findall(r"Overfull \\hbox \((\d+(?:\.\d+)?)pt too wide\)", log)]
+    assert max(over, default=0.0) < 1.0, f"{len(over)} lines run past the margin, by up to {max(over)} pt"
+    assert "Missing character" not in log, re.findall(r"Missing character: .*", log)[:3]
+    subprocess.run(["pdftoppm", "-png", "-r", "40", str(pdf["path"]), str(tmp_path / "p")], check=True)
+    pages = sorted(tmp_path.glob("p-*.png"))
+    assert len(pages) > 10
+    for page in pages:
+        im = Image.open(page).convert("L")
+        w, h = im.size
+        margin = round(w * 2.2 / 21.0)             # 2.2 of the 2.4 cm, so that antialiasing at the edge is allowed
+        for box in ((0, 0, margin, h), (w - margin, 0, w, h)):
+            assert im.crop(box).getextrema()[0] > 200, f"{page.name}: something is printed in a margin"
+
+
+def test_every_part_one_figure_and_table_is_referred_to(pdf):
+    """Part I's figures and tables carry numbers and captions, and the text names each one."""
+    text = re.sub(r"\s+", " ", re.split(r"Part II\s+Beyond the assignment", pdf["text"])[0])
+    labels = set(re.findall(r"\b((?:Figure|Table) [1-4]\.\d+)\. ", text))
+    assert {"Table 2.1", "Table 2.2", "Table 3.1", "Table 3.2", "Figure 3.1", "Figure 4.1"} <= labels, labels
+    for label in labels:
+        assert text.count(label) >= 2, f"{label} is never referred to"

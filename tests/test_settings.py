@@ -186,3 +186,11 @@ def test_a_resume_refuses_every_fixed_setting_changed_and_takes_every_free_one(t
     h = train(text_small, base.replace(resume=str(tmp_path / "r"), n_updates=30, log_every=3, sample_every=7,
                                        sample_length=4, val_every=11, checkpoint_every=9))
     assert h.step == 30
+
+
+def test_the_parts_come_from_the_settings_or_charrnn_parts(monkeypatch):
+    """report.toml's parts (both by default); `make report PARTS=assignment` reaches the kernels as CHARRNN_PARTS."""
+    monkeypatch.delenv("CHARRNN_PARTS", raising=False)
+    assert settings()["parts"] == ["assignment", "beyond"]
+    monkeypatch.setenv("CHARRNN_PARTS", "assignment")
+    assert settings()["parts"] == ["assignment"]

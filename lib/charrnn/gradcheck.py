@@ -113,3 +113,19 @@ def verdict(analytic, numerical, loss: float, h: float = 1e-4, tolerance: float 
     bad = [k for k, row in table.items() if row["norm"] >= tolerance and worst_abs[k] > roundoff]
     return {"agree": not bad, "worst_norm": max(r["norm"] for r in table.values()),
             "worst_abs": max(worst_abs.values()), "roundoff": roundoff, "disagree": bad}
+
+
+def check_rnn(ids, K: int, m: int, entries_per_param: int | None = None, seed: int = 0, length: int = 25,
+              sigma: float = 0.01) -> dict:
+    """The vanilla RNN's gradient check as the report makes it: parameters initialised at hidden size m, the
+    loss of ids[:length] predicting ids[1:length + 1] from h = 0, every entry (or entries_per_param random
+    entries of each parameter). Returns {"table": relative_errors, "analytic": grads, "numerical": grads}."""
+    from .models.rnn import init_params, loss_and_grads
+    params = init_params(K, m, sigma=sigma, seed=seed)
+    x, y = ids[:length], ids[1:length + 1]
+    _, analytic, _ = loss_and_grads(params, x, y, np.zeros(m))
+    rng = np.random.default_rng(seed)
+    entries = None if entries_per_param is None else {
+        k: rng.choice(v.size, size=min(v.size, entries_per_param), replace=False) for k, v in params.items()}
+    numerical = numerical_grads(params, x, y, np.zeros(m), h=1e-4, entries=entries)
+    return {"table": relative_errors(analytic, numerical), "analytic": analytic, "numerical": numerical}

@@ -67,11 +67,20 @@ def assignment_config(s, n_chars: int, seed: int | None = None) -> TrainConfig:
 
 
 def assignment_runs(s, n_chars: int) -> dict:
-    """{run name: config} of the main assignment run and its spread seeds."""
-    jobs = {"assignment": assignment_config(s, n_chars)}
-    for seed in s["assignment"]["spread_seeds"]:
-        if seed != s["assignment"]["seed"]:
-            jobs[f"assignment-seed{seed}"] = assignment_config(s, n_chars, seed).replace(sample_length=0)
+    """{run name: config} of the main assignment run and its spread seeds, then the same runs trained for
+    long_epochs epochs (assignment-long, assignment-long-seedK), whose best model writes Part I's passage."""
+    a = s["assignment"]
+    seeds = [a["seed"]] + [k for k in a["spread_seeds"] if k != a["seed"]]
+    jobs = {}
+    for seed in seeds:
+        suffix = "" if seed == a["seed"] else f"-seed{seed}"
+        jobs[f"assignment{suffix}"] = assignment_config(s, n_chars, seed).replace(
+            sample_length=a["sample_length"] if seed == a["seed"] else 0)
+    long = max(a["updates"], round(a["long_epochs"] * updates_per_epoch(n_chars, a["seq_length"])))
+    for seed in seeds:
+        suffix = "" if seed == a["seed"] else f"-seed{seed}"
+        jobs[f"assignment-long{suffix}"] = assignment_config(s, n_chars, seed).replace(
+            n_updates=long, sample_length=0, log_every=100)
     return jobs
 
 
@@ -176,7 +185,9 @@ def run_many(jobs: dict, corpus=None, workers: int = 2, force: bool = False) -> 
               flush=True)
         with _one_blas_thread(), ProcessPoolExecutor(min(workers, len(todo)),
                                                      mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_quietly, n, jobs[n], corpus, force): n for n in todo}
+            # the longest first, so that two workers finish together
+            longest = sorted(todo, key=lambda n: -jobs[n].n_updates * jobs[n].seq_length * jobs[n].batch_size)
+            futures = {pool.submit(_run_quietly, n, jobs[n], corpus, force): n for n in longest}
             for f in as_completed(futures):
                 f.result()                               # a failed run fails here, with its own error
                 print(f"  finished {futures[f]}", file=sys.stderr, flush=True)

@@ -4,7 +4,8 @@
 (`make report SETTINGS=my.toml`) is laid over the repository's report.toml,
 key by key, so it only needs the keys it changes; a key the repository's file
 does not have is refused with one line naming it. Env CHARRNN_CORPUS
-(`make report CORPUS=path`) overrides the corpus. Env CHARRNN_PROFILE=quick
+(`make report CORPUS=path`) overrides the corpus, env CHARRNN_PARTS
+(`make report PARTS=assignment`, comma-separated) the parts. Env CHARRNN_PROFILE=quick
 lays the file's [quick] tables over the rest: the same code paths on small
 numbers, for the tests.
 """
@@ -57,6 +58,8 @@ def settings(path=None, profile: str | None = None) -> Settings:
         _overlay(base, quick, sources[0], "quick.")
     if os.environ.get("CHARRNN_CORPUS"):
         base["corpus"] = os.environ["CHARRNN_CORPUS"]
+    if os.environ.get("CHARRNN_PARTS"):
+        base["parts"] = [p.strip() for p in os.environ["CHARRNN_PARTS"].split(",") if p.strip()]
     out = Settings(base)
     out.profile, out.sources = prof, tuple(sources)
     return out
