@@ -286,11 +286,10 @@ def build(out_dir: Path | None = None, force=False, authors=None, timeout: int =
         env["CHARRNN_CORPUS"] = str(Path(corpus).resolve())
     if parts:
         env["CHARRNN_PARTS"] = ",".join(parts)
-    try:
-        with _environ(env):
-            s = settings()
-            corpus_file = corpus_path(s)
-            description = corpus_description(corpus_file)
+    try:                                   # the settings as the kernels will read them, from env
+        s = settings(environ=env)
+        corpus_file = corpus_path(s)
+        description = corpus_description(corpus_file)
     except (SettingsError, OSError, ValueError) as exc:
         raise BuildError(str(exc)) from None
     if notebooks is None:
@@ -315,22 +314,6 @@ def build(out_dir: Path | None = None, force=False, authors=None, timeout: int =
     print("report: typesetting ...", flush=True)
     return build_pdf([build_dir / f"{n}.ipynb" for n in notebooks], out_dir / "report.pdf", build_dir,
                      authors or s["authors"] or None, description, s["title"] or TITLE)
-
-
-class _environ:
-    """Within `with`, os.environ is env."""
-
-    def __init__(self, env):
-        self.env = env
-
-    def __enter__(self):
-        self.old = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(self.env)
-
-    def __exit__(self, *exc):
-        os.environ.clear()
-        os.environ.update(self.old)
 
 
 def main(argv=None) -> int:

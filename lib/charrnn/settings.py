@@ -29,9 +29,10 @@ def default_path() -> Path:
     return repo_root() / "report.toml"
 
 
-def profile_name(name: str | None = None) -> str:
+def profile_name(name: str | None = None, environ=None) -> str:
     """`name`, or env CHARRNN_PROFILE (default "full")."""
-    name = (name or os.environ.get("CHARRNN_PROFILE") or "full").strip().lower()
+    environ = os.environ if environ is None else environ
+    name = (name or environ.get("CHARRNN_PROFILE") or "full").strip().lower()
     if name not in PROFILES:
         raise SettingsError(f"CHARRNN_PROFILE must be one of {', '.join(PROFILES)}, got {name!r}")
     return name
@@ -43,23 +44,25 @@ class Settings(dict):
     sources: tuple = ()
 
 
-def settings(path=None, profile: str | None = None) -> Settings:
+def settings(path=None, profile: str | None = None, environ=None) -> Settings:
     """The report's settings: path (default env CHARRNN_SETTINGS) over the repository's report.toml,
-    env CHARRNN_CORPUS over the corpus, and the [quick] tables when the profile is quick."""
+    env CHARRNN_CORPUS over the corpus, env CHARRNN_PARTS over the parts, and the [quick] tables when the
+    profile is quick. environ: the environment to read (default os.environ; the build passes the kernels')."""
+    env = os.environ if environ is None else environ
     base = _read(default_path())
     sources = [default_path()]
-    path = path or os.environ.get("CHARRNN_SETTINGS") or None
+    path = path or env.get("CHARRNN_SETTINGS") or None
     if path and Path(path).resolve() != default_path().resolve():
         _overlay(base, _read(Path(path)), Path(path), "")
         sources.append(Path(path))
     quick = base.pop("quick", {})
-    prof = profile_name(profile)
+    prof = profile_name(profile, env)
     if prof == "quick":
         _overlay(base, quick, sources[0], "quick.")
-    if os.environ.get("CHARRNN_CORPUS"):
-        base["corpus"] = os.environ["CHARRNN_CORPUS"]
-    if os.environ.get("CHARRNN_PARTS"):
-        base["parts"] = [p.strip() for p in os.environ["CHARRNN_PARTS"].split(",") if p.strip()]
+    if env.get("CHARRNN_CORPUS"):
+        base["corpus"] = env["CHARRNN_CORPUS"]
+    if env.get("CHARRNN_PARTS"):
+        base["parts"] = [p.strip() for p in env["CHARRNN_PARTS"].split(",") if p.strip()]
     out = Settings(base)
     out.profile, out.sources = prof, tuple(sources)
     return out
