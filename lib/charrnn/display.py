@@ -226,8 +226,9 @@ def coloured_html(text: str, values, colour) -> str:
             + "".join(spans) + "</div>")
 
 
-def _legend_stops(low: float, high: float, colour, stops: int = 9):
-    return [(low + (high - low) * i / (stops - 1), colour(low + (high - low) * i / (stops - 1))) for i in range(stops)]
+def _legend_colours(low: float, high: float, colour, stops: int = 9):
+    """The colours of stops evenly spaced values from low to high."""
+    return [colour(low + (high - low) * i / (stops - 1)) for i in range(stops)]
 
 
 class ColouredText:
@@ -265,7 +266,7 @@ class ColouredText:
     def _repr_html_(self):
         low, high, what = self.legend
         boxes = "".join(f'<span style="background: rgb{c}; display: inline-block; width: 1.4em">&nbsp;</span>'
-                        for _, c in _legend_stops(low, high, self.colour))
+                        for c in _legend_colours(low, high, self.colour))
         legend = f'<div style="font-size: 85%">{html.escape(what)}: {low:g} {boxes} {high:g}</div>'
         cap = f'<div style="font-size: 90%">{_caption_html(self.number, self.caption)}</div>'
         return coloured_html(self.text, self.values, self.colour) + legend + cap
@@ -285,7 +286,7 @@ class ColouredText:
         rows = ["".join(self._cell(ch, self.colour(v), ch == LINE_BREAK) for ch, v in line) + r"\par"
                 for line in self._lines()]
         low, high, what = self.legend
-        legend = "".join(self._cell(" ", c) for _, c in _legend_stops(low, high, self.colour))
+        legend = "".join(self._cell(" ", c) for c in _legend_colours(low, high, self.colour))
         return _together("{\\ColouredText\n" + "\n".join(rows) + "}\\par\\smallskip\n"
                          + rf"{{\centering\small {latex_escape(what)}: {low:g}\,{legend}\,{high:g}\par}}" + "\n"
                          + _caption_latex(self.number, self.caption), centred=False)

@@ -44,6 +44,12 @@ def word_score(text: str, known: set) -> float:
     return sum(len(w) for w in ws if w in known) / total if total else 0.0
 
 
+def scores(text: str, known: set, loss: float) -> str:
+    """The two numbers the report prints beside a passage: 'words 0.44, loss 1.77' (word_score, and the model's
+    own mean -log p per character of the text, in nats)."""
+    return f"words {word_score(text, known):.2f}, loss {loss:.2f}"
+
+
 def word_stats(text: str, known: set) -> dict:
     """{"words", "distinct", "distinct_fraction", "in_corpus" (share of words, each counted once per
     occurrence), "score" (word_score)} of a generated text."""

@@ -70,17 +70,12 @@ def assignment_runs(s, n_chars: int) -> dict:
     """{run name: config} of the main assignment run and its spread seeds, then the same runs trained for
     long_epochs epochs (assignment-long, assignment-long-seedK), whose best model writes Part I's passage."""
     a = s["assignment"]
-    seeds = [a["seed"]] + [k for k in a["spread_seeds"] if k != a["seed"]]
-    jobs = {}
-    for seed in seeds:
-        suffix = "" if seed == a["seed"] else f"-seed{seed}"
-        jobs[f"assignment{suffix}"] = assignment_config(s, n_chars, seed).replace(
-            sample_length=a["sample_length"] if seed == a["seed"] else 0)
+    suffixes = {a["seed"]: "", **{k: f"-seed{k}" for k in a["spread_seeds"] if k != a["seed"]}}
+    configs = {seed: assignment_config(s, n_chars, seed) for seed in suffixes}
     long = max(a["updates"], round(a["long_epochs"] * updates_per_epoch(n_chars, a["seq_length"])))
-    for seed in seeds:
-        suffix = "" if seed == a["seed"] else f"-seed{seed}"
-        jobs[f"assignment-long{suffix}"] = assignment_config(s, n_chars, seed).replace(
-            n_updates=long, sample_length=0, log_every=100)
+    jobs = {f"assignment{x}": configs[k].replace(sample_length=0) if x else configs[k] for k, x in suffixes.items()}
+    jobs.update({f"assignment-long{x}": configs[k].replace(n_updates=long, sample_length=0, log_every=100)
+                 for k, x in suffixes.items()})
     return jobs
 
 
