@@ -19,7 +19,7 @@ class ConfigError(ValueError):
 # What each setting is for, in one place: each TrainConfig field's metadata, which the rest of the package
 # reads through TrainConfig.names(...) instead of keeping lists of its own.
 # - role: the part of a run it belongs to (ROLES);
-# - keys_run: whether a finished run with another value is another run (charrnn.runs trains it afresh);
+# - keys_run: whether a finished run with another value is another run (charrnn.report.runs trains it afresh);
 # - on_resume: "fixed" (a resumed run must keep it, or the resume is refused) or "free" (a resume may change it).
 MODEL, DATA, OPTIMISATION, LENGTH, MEASURE, BOOKKEEPING = ("model", "data", "optimisation", "length", "measurement",
                                                             "bookkeeping")

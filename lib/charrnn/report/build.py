@@ -19,7 +19,7 @@ whose names match (shell patterns, e.g. 'assignment*').
 
 The report has two parts (PARTS): --parts assignment builds Part I alone, and
 trains only what it needs. What the notebooks display (tables, figures, text)
-is charrnn.display.
+is charrnn.report.display.
 """
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ from datetime import date
 from pathlib import Path
 
 from .display import latex_escape
-from .fileio import write_atomic
-from .paths import repo_root
+from ..fileio import write_atomic
+from ..paths import repo_root
 
 # The report's two parts, each a title and its notebooks in order. Part I answers the assignment and can be
 # built alone for handing in (report.toml's parts, `make report PARTS=assignment`); Part II is optional.
@@ -196,7 +196,7 @@ def export(merged_path: Path, fmt: str, out_dir: Path) -> Path:
 
 
 def _figures_beside(tex: Path) -> None:
-    """Copy the figures the LaTeX names by absolute path (charrnn.display.Figure's saved files) into
+    """Copy the figures the LaTeX names by absolute path (charrnn.report.display.Figure's saved files) into
     report_files/ beside it and name them there, so the LaTeX source and its figures travel together."""
     files = tex.parent / "report_files"
 
@@ -247,7 +247,7 @@ def build_pdf(executed, out_pdf: Path, build_dir: Path, authors=None, corpus: st
 
 def corpus_description(path) -> str:
     """'shakespeare.txt (1,158,240 characters)'."""
-    from .corpus import Corpus
+    from ..corpus import Corpus
     return f"{Path(path).name} ({len(Corpus.from_file(path)):,} characters)"
 
 

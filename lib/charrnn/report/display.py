@@ -6,13 +6,17 @@ computed from results. Each renders as HTML in Jupyter and as LaTeX in the PDF.
     sec.show(fig, "loss", "caption")       # save the matplotlib figure, show it numbered and captioned
     Table(header, rows, caption="...", number=sec.table("seeds"))
 
-The notebooks import this module only, never the build (charrnn.report).
+The notebooks import this module only, never the build (charrnn.report.build). The colour scales
+and the coloured HTML are charrnn.colours, shared with the core's widgets; diverging and sequential
+are imported here too, for ColouredText's colour argument.
 """
 from __future__ import annotations
 
 import base64
 import html
 from pathlib import Path
+
+from ..colours import LINE_BREAK, coloured_html, diverging, sequential  # noqa: F401 (the notebooks' scales)
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -44,10 +48,10 @@ def _together(body: str, centred: bool = True) -> str:
 
 class Section:
     """The numbering of one notebook's figures and tables: 'Figure 3.2' is the second figure named in the
-    report's section 3. The section's number is the notebook's place in the report (charrnn.report.NOTEBOOKS)."""
+    report's section 3. The section's number is the notebook's place in the report (build.NOTEBOOKS)."""
 
     def __init__(self, notebook: str):
-        from .report import section_number
+        from .build import section_number
         self.number = section_number(notebook)
         self._numbers: dict[tuple[str, str], int] = {}
 
@@ -190,41 +194,6 @@ class TextBlock:
 
 
 # --------------------------------------------------------------------------- text coloured by a value
-
-LINE_BREAK = "⏎"
-
-
-def mix(a, b, t):
-    """The colour t of the way from a to b (RGB 0-255); t is clipped to [0, 1], NaN gives a."""
-    t = 0.0 if t != t else min(max(float(t), 0.0), 1.0)
-    return tuple(round(x + (y - x) * t) for x, y in zip(a, b))
-
-
-# the darkest colours a cell takes: light enough that black text on them reads in print
-_RED, _BLUE, _GREEN = (229, 115, 115), (100, 149, 237), (102, 187, 106)
-
-
-def diverging(v):
-    """-1 blue, 0 white, +1 red (all light enough to read black text on)."""
-    return mix((255, 255, 255), _RED, v) if v >= 0 else mix((255, 255, 255), _BLUE, -v)
-
-
-def sequential(v):
-    """0 white, 1 green."""
-    return mix((255, 255, 255), _GREEN, v)
-
-
-def coloured_html(text: str, values, colour) -> str:
-    """text in monospace, each character on the background colour(value) (values (n,)), line breaks kept."""
-    spans = []
-    for ch, v in zip(text, values):
-        r, g, b = colour(v)
-        shown = f'<span style="color: #9e9e9e">{LINE_BREAK}</span>\n' if ch == "\n" else html.escape(ch)
-        spans.append(f'<span style="background: rgb({r},{g},{b})">{shown}</span>')
-    return ('<div style="font-family: var(--jp-code-font-family, monospace); font-size: 12.5px; line-height: 1.5; '
-            'white-space: pre-wrap; color: #212121; padding: 8px; border: 1px solid var(--jp-border-color2, #ddd)">'
-            + "".join(spans) + "</div>")
-
 
 def _legend_colours(low: float, high: float, colour, stops: int = 9):
     """The colours of stops evenly spaced values from low to high."""

@@ -2,7 +2,7 @@
 
 Every function returns a Figure; `save(fig, name)` writes it (env CHARRNN_FIGURES
 overrides figures/, so tests never overwrite the real figures). The notebooks show
-figures with charrnn.display.Section.show, which saves, numbers and captions them.
+figures with charrnn.report.display.Section.show, which saves, numbers and captions them.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 
-from .fileio import write_atomic
-from .paths import figures_dir
+from ..fileio import write_atomic
+from ..paths import figures_dir
 
 DPI = 200
 WIDTH = 7.0    # inches: the text width of the report at 0.9 linewidth

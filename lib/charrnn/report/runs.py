@@ -8,7 +8,7 @@ trainer's checkpoints: last.npz, best.npz and history.json. `run(name, config)`
 - and otherwise trains from scratch.
 
 A run's configuration comes from the report's settings (report.toml, see
-charrnn.settings) through the *_config functions below, so changing one run's
+charrnn.report.settings) through the *_config functions below, so changing one run's
 settings retrains that run only. `run_many` trains several runs at once in
 worker processes, one BLAS thread each.
 
@@ -31,13 +31,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from .checkpoint import VERSION, load_checkpoint
-from .config import PRESETS, TrainConfig
-from .corpus import Corpus, default_corpus_path
-from .fileio import write_json_atomic
-from .paths import repo_root, runs_dir
+from ..checkpoint import VERSION, load_checkpoint
+from ..config import PRESETS, TrainConfig
+from ..corpus import Corpus, default_corpus_path
+from ..fileio import write_json_atomic
+from ..paths import repo_root, runs_dir
 from .settings import settings as load_settings
-from .trainer import History, train, updates_per_epoch
+from ..trainer import History, train, updates_per_epoch
 
 # Config fields that do not change what a finished run is.
 _IGNORED = set(TrainConfig.names(keys_run=False))

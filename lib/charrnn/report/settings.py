@@ -16,7 +16,7 @@ import os
 import tomllib
 from pathlib import Path
 
-from .paths import repo_root
+from ..paths import repo_root
 
 PROFILES = ("full", "quick")
 
@@ -107,7 +107,7 @@ def _overlay(base: dict, over: dict, path: Path, prefix: str) -> None:
 
 def _train_fields() -> set:
     import dataclasses
-    from .config import TrainConfig
+    from ..config import TrainConfig
     return {f.name for f in dataclasses.fields(TrainConfig)}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .models import char_losses, get_cell, mean_loss_per_char
+from ..models import char_losses, get_cell, mean_loss_per_char
 
 STARTS = ("zeros", "state")
 

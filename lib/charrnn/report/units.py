@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .models import get_cell
+from ..models import get_cell
 
 
 def line_position(text: str) -> np.ndarray:

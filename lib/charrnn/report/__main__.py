@@ -1,0 +1,4 @@
+"""python -m charrnn.report ...: the build's command line (build.main)."""
+from .build import main
+
+raise SystemExit(main())
