@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from charrnn import report
+from charrnn.report import build as report
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"

@@ -4,9 +4,10 @@ import shutil
 import numpy as np
 import pytest
 
-from charrnn import init_params, load_checkpoint, report, sample
+from charrnn import init_params, load_checkpoint, sample
 from charrnn.checkpoint import save_checkpoint
-from charrnn.quality import PassageCheckError, check_passage, corpus_words, word_score, word_stats, words
+from charrnn.report import build as report
+from charrnn.report.quality import PassageCheckError, check_passage, corpus_words, word_score, word_stats, words
 from charrnn.vocab import Vocabulary
 from conftest import make_text
 from test_notebooks import NB_DIR, quick_build

@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charrnn import TrainConfig, display, report, runs
+from charrnn import TrainConfig
 from charrnn.corpus import Corpus
-from charrnn.settings import PROFILES, settings
+from charrnn.report import display, runs
+from charrnn.report import build as report
+from charrnn.report.settings import PROFILES, settings
 from test_notebooks import FIGURES, quick_build
 
 TOOLS = ("xelatex", "pandoc", "pdftotext", "pdfimages")
@@ -175,7 +177,7 @@ def test_runs_trained_in_worker_processes_equal_runs_trained_here(corpus, monkey
 def test_extra_seeds_do_the_timed_runs_work(corpus):
     """same_work: the timed run's settings under the other seeds, for the updates it made, with no time budget;
     their seconds axis is the timed run's (plots.seconds_at)."""
-    from charrnn import plots
+    from charrnn.report import plots
     timed_cfg = CFG.replace(cell="gru", batch_size=2, time_budget=0.5, n_updates=10**6, val_fraction=0.1, val_every=40,
                             seed=0)
     timed = runs.run("t", timed_cfg, corpus, progress=False)

@@ -5,10 +5,11 @@ import sys
 
 import pytest
 
-from charrnn import report, runs
 from charrnn.corpus import Corpus
 from charrnn.paths import repo_root
-from charrnn.settings import SettingsError, settings
+from charrnn.report import runs
+from charrnn.report import build as report
+from charrnn.report.settings import SettingsError, settings
 
 
 @pytest.fixture(autouse=True)
@@ -160,7 +161,7 @@ def test_every_setting_says_what_it_is_for_and_the_package_reads_it_there():
     it; the trainer's and the command line's resume checks and the run store read those, not lists of their own."""
     import dataclasses
 
-    from charrnn import runs
+    from charrnn.report import runs
     from charrnn.config import ROLES, TrainConfig
     for f in dataclasses.fields(TrainConfig):
         assert f.metadata["role"] in ROLES and f.metadata["on_resume"] in ("fixed", "free"), f.name

@@ -16,9 +16,9 @@ import pytest
 from charrnn import Corpus, TrainConfig, load_checkpoint, sample, train
 from charrnn.checkpoint import Checkpoint, save_checkpoint
 from charrnn.models import char_losses, rnn
-from charrnn.quality import corpus_words, word_score
+from charrnn.report.quality import corpus_words, word_score
+from charrnn.report.startstate import stretch_losses, stuck
 from charrnn.sampling import Model, SamplingError
-from charrnn.startstate import stretch_losses, stuck
 from charrnn.vocab import Vocabulary
 
 FIXTURES = Path(__file__).parent / "fixtures" / "v1"

@@ -2,8 +2,8 @@
 import numpy as np
 
 from charrnn import TrainConfig, Vocabulary, train
+from charrnn.report.units import best_units, capitals_line, correlations, inside, line_position, read, text_features
 from charrnn.sampling import Model
-from charrnn.units import best_units, capitals_line, correlations, inside, line_position, read, text_features
 
 TEXT = 'HAMLET.\nTo be, or not [Aside] to be.\n"Quoted (words) here," said he.\n\nFIRST CLOWN.\nAy.\n'
 
