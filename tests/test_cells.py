@@ -1,12 +1,13 @@
 """Every cell (rnn, gru, lstm, gru2) through the batched interface: gradients against centred differences,
-batches against single streams and the per-step reference, float32 against float64, init."""
+batches against single streams and the per-step reference (its gradients in test_reference.py), float32
+against float64, init."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charrnn.gradcheck import numerical_grads, relative_errors
-from charrnn.models import char_losses, get_cell, mean_loss_per_char, rnn
+from charrnn.models import char_losses, get_cell, mean_loss_per_char, reference, rnn
 
 CELLS = ("rnn", "gru", "lstm", "gru2")
 
@@ -72,16 +73,10 @@ def richardson(name, params, X, Y, S0):
 
 
 def reference_loss(name, params, X, Y, S0):
-    """The summed loss and final states (B, S) from the per-step `step`, stream by stream."""
-    cell = get_cell(name)
-    total, finals = 0.0, []
-    for x, y, s in zip(X, Y, S0):
-        for xt, yt in zip(x, y):
-            s, o = cell.step(params, s, int(xt))
-            top = o.max()
-            total += top + np.log(np.exp(o - top).sum()) - o[yt]
-        finals.append(s)
-    return total, np.array(finals)
+    """The summed loss and final states (B, S) from the package's per-step reference, stream by stream
+    (tests/test_reference.py checks its gradients too, and that the sampler's `step` follows it)."""
+    runs = [reference.forward(name, params, x, y, s) for x, y, s in zip(X, Y, S0)]
+    return sum(r[0] for r in runs), np.array([r[1] for r in runs])
 
 
 # --- 1. gradients with saturating gates, whole-array error -------------------------------------

@@ -1,4 +1,5 @@
-"""What the cells share besides the output layer: initialisation, and the gated cells' fast-path helpers."""
+"""What the cells share besides the output layer: initialisation, the plain sigmoid and softmax of the
+per-step references, and the gated cells' fast-path helpers."""
 from __future__ import annotations
 
 import numpy as np
@@ -35,6 +36,19 @@ def check_id(K: int, x_id) -> int:
     if not 0 <= i < K:
         raise IndexError(f"character id {i} is outside 0..{K - 1}")
     return i
+
+
+def sigmoid(z):
+    """1 / (1 + exp(-z)), element-wise: the gates of the per-step references."""
+    with np.errstate(over="ignore"):                # exp(-z) = inf gives the right limit, 0
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+def softmax(o):
+    """exp(o) / sum(exp(o)) of logits o, (K,) or a column (K, 1), the maximum subtracted first so that no
+    exp overflows."""
+    e = np.exp(o - o.max())
+    return e / e.sum()
 
 
 def halved_inputs(params, X, ws):

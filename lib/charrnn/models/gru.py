@@ -30,7 +30,7 @@ import numpy as np
 
 from . import output
 from .common import (StreamsWorkspace, check_id, check_ids, check_sizes, halved_inputs, normal_init,
-                     swap_time_and_rows)
+                     sigmoid, swap_time_and_rows)
 
 PARAM_NAMES = ("U", "W", "V", "b", "c")
 
@@ -56,11 +56,6 @@ def state_size(m: int) -> int:
     return m
 
 
-def _sigmoid(z):
-    with np.errstate(over="ignore"):                # exp(-z) = inf gives the right limit, 0
-        return 1.0 / (1.0 + np.exp(-z))
-
-
 def step(params, h, x_id):
     """One step, the plain reference: feed character x_id with state h (m,).
 
@@ -69,8 +64,8 @@ def step(params, h, x_id):
     m = params["W"].shape[1]
     zx = params["U"][:, check_id(params["U"].shape[1], x_id)] + params["b"]
     zh = params["W"] @ h
-    u = _sigmoid(zx[:m] + zh[:m])
-    r = _sigmoid(zx[m:2 * m] + zh[m:2 * m])
+    u = sigmoid(zx[:m] + zh[:m])
+    r = sigmoid(zx[m:2 * m] + zh[m:2 * m])
     n = np.tanh(zx[2 * m:] + r * zh[2 * m:])
     h = (1 - u) * n + u * h
     return h, params["V"] @ h + params["c"]

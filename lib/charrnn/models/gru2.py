@@ -24,7 +24,7 @@ import numpy as np
 
 from . import gru, output
 from .common import (StreamsWorkspace, check_id, check_ids, check_sizes, halved_inputs, normal_init,
-                     swap_time_and_rows)
+                     sigmoid, swap_time_and_rows)
 
 PARAM_NAMES = ("U", "W", "V", "b", "c", "U2", "W2", "b2")    # the shared names first, in every cell's order
 
@@ -50,8 +50,8 @@ def state_size(m: int) -> int:
 def _gates(zx, zh, h):
     """The GRU's arithmetic for one step: zx, zh (3m,) the input's and the state's products, h (m,)."""
     m = h.shape[0]
-    u = gru._sigmoid(zx[:m] + zh[:m])
-    r = gru._sigmoid(zx[m:2 * m] + zh[m:2 * m])
+    u = sigmoid(zx[:m] + zh[:m])
+    r = sigmoid(zx[m:2 * m] + zh[m:2 * m])
     n = np.tanh(zx[2 * m:] + r * zh[2 * m:])
     return (1 - u) * n + u * h
 

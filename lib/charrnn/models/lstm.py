@@ -34,7 +34,7 @@ import numpy as np
 
 from . import output
 from .common import (StreamsWorkspace, check_id, check_ids, check_sizes, halved_inputs, normal_init,
-                     swap_time_and_rows)
+                     sigmoid, swap_time_and_rows)
 
 PARAM_NAMES = ("U", "W", "V", "b", "c")
 
@@ -62,11 +62,6 @@ def state_size(m: int) -> int:
     return 2 * m
 
 
-def _sigmoid(z):
-    with np.errstate(over="ignore"):                # exp(-z) = inf gives the right limit, 0
-        return 1.0 / (1.0 + np.exp(-z))
-
-
 def step(params, s, x_id):
     """One step, the plain reference: feed character x_id with state s = [h | c] (2m,).
 
@@ -76,7 +71,7 @@ def step(params, s, x_id):
     m = W.shape[1]
     h, c = s[:m], s[m:]
     z = W @ h + U[:, check_id(U.shape[1], x_id)] + b
-    i, f, o = _sigmoid(z[:m]), _sigmoid(z[m:2 * m]), _sigmoid(z[2 * m:3 * m])
+    i, f, o = sigmoid(z[:m]), sigmoid(z[m:2 * m]), sigmoid(z[2 * m:3 * m])
     g = np.tanh(z[3 * m:])
     c = f * c + i * g
     h = o * np.tanh(c)
