@@ -1,13 +1,6 @@
 """Shared fixtures: small texts made here, never the course corpus."""
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:       # for `benchmarks.classic`, the reference implementation
-    sys.path.insert(0, str(ROOT))
 
 WORDS = ("the of and to a in that is was he for it with as his on be at by had are but from or have an they "
          "which one you were her all she there would their we him been has when who will more no if out so said "

@@ -1,4 +1,5 @@
-"""Speed benchmark: this library against the classic per-timestep implementation.
+"""Speed benchmark: this library against the classic per-timestep implementation
+(charrnn.models.reference.classic_train).
 
 Both train with AdaGrad on the same text from the same initial parameters,
 side by side in one process; rounds alternate between them so that a noisy
@@ -11,7 +12,6 @@ written on, a single second can run 15% slower than the next).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import time
 from pathlib import Path
 
@@ -19,29 +19,18 @@ import numpy as np
 
 from .config import TrainConfig
 from .corpus import Corpus
-from .paths import repo_root
+from .models.reference import classic_train
 from .models.rnn import init_params
 from .trainer import train
 
 
-def load_classic():
-    """The module benchmarks/classic.py of this checkout."""
-    path = repo_root() / "benchmarks" / "classic.py"
-    if not path.exists():
-        raise FileNotFoundError(f"the classic implementation is missing: {path}")
-    spec = importlib.util.spec_from_file_location("charrnn_classic", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def code_version() -> str:
-    """A short hash of the code a speed measurement depends on (the measured code and this
-    module, which measures), so a stored result is measured again after either changes."""
+def code_version(package: Path | None = None) -> str:
+    """A short hash of the code a speed measurement depends on (the measured code, the classic loop
+    in models/reference.py among it, and this module, which measures), so a stored result is measured
+    again after either changes. package: the charrnn directory to read (default: this one)."""
     h = hashlib.sha256()
-    here = Path(__file__).parent
-    for path in sorted((here / "models").glob("*.py")) + [here / f"{name}.py" for name in ("optim", "trainer", "bench")] \
-            + [repo_root() / "benchmarks" / "classic.py"]:
+    here = Path(__file__).parent if package is None else Path(package)
+    for path in sorted((here / "models").glob("*.py")) + [here / f"{n}.py" for n in ("optim", "trainer", "bench")]:
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
 
@@ -56,13 +45,12 @@ def compare(text, updates: int = 1000, rounds: int = 15, m: int = 100, seq_lengt
     a round; "updates", "classic_updates", "rounds", "m", "seq_length"}.
     """
     corpus = text if isinstance(text, Corpus) else Corpus.from_text(text)
-    classic = load_classic()
     params = init_params(len(corpus.vocab), m, seed=seed)
     rates = {"classic": [], "float64": [], "float32": []}
     classic_updates = max(1, updates // 4)
     for _ in range(rounds):
         t0 = time.perf_counter()
-        classic.classic_train(corpus.ids, params, classic_updates, seq_length=seq_length)
+        classic_train(corpus.ids, params, classic_updates, seq_length=seq_length)
         rates["classic"].append(classic_updates / (time.perf_counter() - t0))
         for dtype in ("float64", "float32"):
             cfg = TrainConfig(m=m, seq_length=seq_length, n_updates=updates, sample_length=0,
