@@ -51,6 +51,24 @@ if _why:
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 
+UNITS = "units.ipynb"
+
+
+def _write_units_notebook(path: Path, checkpoint: Path, text: str) -> None:
+    """A notebook showing the UnitViewer over text read by the checkpoint's model, as notebook 08 does."""
+    import nbformat
+    code = ("from charrnn import load_checkpoint\n"
+            "from charrnn.report.units import read, text_features\n"
+            "from charrnn.widgets import UnitViewer\n"
+            f"model = load_checkpoint({str(checkpoint)!r}).model()\n"
+            f"text = {text!r}\n"
+            "H, P = read(model, model.vocab.encode(text))\n"
+            "UnitViewer(text, H, P, text_features(text))")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)], metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}})
+    nbformat.write(nb, str(path))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -81,6 +99,9 @@ def lab(tmp_path_factory):
     shutil.copy(repo_root() / "notebooks" / NOTEBOOK, work / NOTEBOOK)   # autosave must not touch the repo's copy
     train(make_text(60_000, seed=5), TrainConfig(m=48, n_updates=1500, seq_length=25, checkpoint_dir=str(runs / "browser"),
                             sample_every=1000, log_every=100))
+    for name in ("assignment", "assignment-seed1"):     # as the report names its main run and a seed repeat
+        shutil.copytree(runs / "browser", runs / name)
+    _write_units_notebook(work / UNITS, runs / "browser" / "best.npz", make_text(2500, seed=6))
 
     config = tmp / "config"
     (config / "labconfig").mkdir(parents=True)
@@ -95,7 +116,8 @@ def lab(tmp_path_factory):
     log = open(tmp / "lab.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}", "--ServerApp.port_retries=0"]
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}", "--ServerApp.port_retries=0",
+         "--LabApp.expose_app_in_browser=True"]
         + (["--allow-root"] if os.geteuid() == 0 else []),
         cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -150,6 +172,22 @@ def _show_widget(page) -> None:
     page.locator(".widget-dropdown").evaluate("e => e.scrollIntoView({block: 'start'})")
 
 
+def _prime_box(page):
+    """The prime: a text area, so that it holds line breaks."""
+    return page.locator(".widget-textarea", has=page.locator(".widget-label", has_text="Prime")).locator("textarea")
+
+
+def _seed_box(page):
+    return page.locator(".widget-text", has=page.locator(".widget-label", has_text="Seed")).locator("input")
+
+
+def _open_and_run(page, lab, notebook: str = NOTEBOOK) -> None:
+    page.goto(f"{lab['url']}/lab/tree/{notebook}?reset&token={lab['token']}")
+    page.get_by_text(re.compile(r"\| Idle")).first.wait_for(timeout=60_000)   # the kernel, really ready
+    page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+
 def _sample_and_read(page, expect_status: str) -> str:
     page.get_by_role("button", name="Sample").click()
     expect(page.locator(".charrnn-status")).to_contain_text(expect_status)
@@ -170,7 +208,7 @@ def test_sampling_in_the_browser(lab, page):
         chart = page.locator(".charrnn-chart")
         expect(chart).to_contain_text("entropy", timeout=60_000)
         expect(page.locator(".widget-dropdown select")).to_contain_text("browser · best (rnn, step")
-        expect(page.locator(".widget-text input").first).to_have_value(prime)
+        expect(_prime_box(page)).to_have_value(prime)
 
         _type_into_readout(page, "Temperature", temperature)
         expect(_readout(page, "Temperature")).to_have_text("0.70")
@@ -221,9 +259,8 @@ def test_after_an_error_sample_is_off_until_it_is_fixed(lab, page):
         shown_seed = int(seed_box.input_value())
         assert first == best.sample(300, prime="The ", seed=shown_seed)
 
-        prime_box = page.locator(".widget-text", has=page.locator(".widget-label", has_text="Prime")).locator("input")
+        prime_box = _prime_box(page)
         prime_box.fill("The Zürich")
-        prime_box.press("Enter")
         error = page.locator(".charrnn-error")
         expect(error).to_contain_text("'ü' (U+00FC)")
         assert error.count() == 1 and "\n" not in error.inner_text().strip()
@@ -238,7 +275,6 @@ def test_after_an_error_sample_is_off_until_it_is_fixed(lab, page):
         page.screenshot(path=str(ARTIFACTS / "browser-sampler-error.png"), full_page=True)
 
         prime_box.fill("The ")
-        prime_box.press("Enter")
         expect(error).to_have_count(0)
         expect(button).to_be_enabled()
         text = _sample_and_read(page, "characters")
@@ -247,4 +283,174 @@ def test_after_an_error_sample_is_off_until_it_is_fixed(lab, page):
         expect(page.locator(".charrnn-status")).to_contain_text(f"seed {new_seed} ")
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "browser-sampler-error-failure.png"), full_page=True)
+        raise
+
+
+def test_the_picker_speaks_nats_per_character_and_opens_on_the_main_model(lab, page):
+    try:
+        _open_and_run(page, lab)
+        expect(page.locator(".charrnn-chart")).to_contain_text("entropy", timeout=60_000)
+        picker = page.locator(".widget-dropdown select").first
+        expect(picker.locator("option:checked")).to_contain_text("training loss")
+        picked = picker.locator("option:checked").text_content().replace("\xa0", " ").strip()
+        assert re.fullmatch(r"assignment · best \(rnn, step [\d,]+, training loss \d\.\d{3} nats/char\)", picked), picked
+        names = [t.replace("\xa0", " ").split(" ·")[0] for t in picker.locator("option").all_text_contents()]
+        assert "assignment-seed1" not in names and names[:2] == ["assignment", "assignment"]
+        expect(page.get_by_text("1 run repeated under another seed not listed")).to_be_visible()
+        page.get_by_role("button", name="seed repeats").click()
+        expect(picker.locator("option", has_text="assignment-seed1 · best")).to_have_count(1)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "browser-picker-failure.png"), full_page=True)
+        raise
+
+
+def test_prime_holds_a_line_break_and_survives_a_checkpoint_switch(lab, page):
+    best = load_checkpoint(lab["runs"] / "browser" / "best.npz").model()
+    try:
+        _open_and_run(page, lab)
+        expect(page.locator(".charrnn-chart")).to_contain_text("entropy", timeout=60_000)
+        box = _prime_box(page)
+        box.click()
+        page.keyboard.press("ControlOrMeta+a")
+        page.keyboard.type("the cat.")
+        page.keyboard.press("Enter")                    # a line break, as in the report's primes
+        page.keyboard.type("And ")
+        expect(box).to_have_value("the cat.\nAnd ")
+        expect(page.locator(".charrnn-chart")).to_contain_text("And␣")
+        picker = page.locator(".widget-dropdown select").first
+        picker.select_option(label=picker.locator("option", has_text="browser · last").text_content())
+        expect(page.locator(".widget-dropdown select option:checked").first).to_contain_text("browser · last")
+        page.wait_for_timeout(500)
+        expect(box).to_have_value("the cat.\nAnd ")        # not replaced by the default prime
+        picker.select_option(label=picker.locator("option", has_text="browser · best").text_content())
+        _seed_box(page).fill("21")
+        _seed_box(page).press("Enter")
+        text = _sample_and_read(page, "seed 21 ")
+        assert text == best.sample(300, prime="the cat.\nAnd ", seed=21)
+        expect(page.locator(".charrnn-prime")).to_have_text("the cat.\nAnd ")
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "browser-prime-failure.png"), full_page=True)
+        raise
+
+
+def test_seed_retyped_is_kept_and_greedy_needs_none(lab, page):
+    try:
+        _open_and_run(page, lab)
+        expect(page.locator(".charrnn-chart")).to_contain_text("entropy", timeout=60_000)
+        first = _sample_and_read(page, "characters")
+        seed_box, random_box = _seed_box(page), page.locator(".widget-checkbox input[type=checkbox]").last
+        shown = seed_box.input_value()
+        expect(random_box).to_be_checked()
+        seed_box.click()
+        page.keyboard.press("ControlOrMeta+a")
+        page.keyboard.type(shown)                       # the number the box already shows
+        expect(random_box).not_to_be_checked()
+        again = _sample_and_read(page, f"seed {shown} ")
+        assert again == first and seed_box.input_value() == shown
+
+        _type_into_readout(page, "Temperature", 0)
+        expect(seed_box).to_be_disabled()
+        expect(random_box).to_be_disabled()
+        _sample_and_read(page, "greedy (no seed needed)")
+        assert seed_box.input_value() == shown
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "browser-seed-failure.png"), full_page=True)
+        raise
+
+
+def test_start_from_zeros_clears_the_old_text_and_says_why_a_prime_is_needed(lab, page):
+    try:
+        _open_and_run(page, lab)
+        expect(page.locator(".charrnn-chart")).to_contain_text("entropy", timeout=60_000)
+        _sample_and_read(page, "from the carried state")
+        page.get_by_role("button", name="zeros").click()
+        expect(page.locator(".charrnn-sample")).to_have_count(0)    # not shown under the new start
+        expect(page.locator(".charrnn-status")).to_have_text("Press Sample to generate text.")
+        _prime_box(page).fill("")
+        expect(page.locator(".charrnn-error")).to_contain_text("From zeros the network has nothing to go on")
+        expect(page.get_by_role("button", name="Sample")).to_be_disabled()
+        _prime_box(page).fill("The ")
+        _sample_and_read(page, "from h = 0")
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "browser-zeros-failure.png"), full_page=True)
+        raise
+
+
+def _theme(page, name: str) -> None:
+    """Switch JupyterLab's theme, as Settings > Theme does (the server exposes the app for this)."""
+    page.evaluate("name => window.jupyterapp.commands.execute('apputils:change-theme', {theme: name})", name)
+
+
+def _box(page, locator):
+    b = locator.bounding_box()
+    assert b is not None, locator
+    return b
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_layout_at_1024_pixels(lab, page, theme):
+    """Labels in one column, nothing clipped, the chart beside the controls and the text on screen in a
+    1,024 x 768 window; in both themes the start button picked stands out from the other."""
+    try:
+        page.set_viewport_size({"width": 1024, "height": 768})
+        _open_and_run(page, lab)
+        expect(page.locator(".charrnn-chart")).to_contain_text("entropy", timeout=60_000)
+        if theme == "dark":
+            _theme(page, "JupyterLab Dark")
+            expect(page.locator("body[data-jp-theme-light='false']")).to_have_count(1, timeout=30_000)
+        _sample_and_read(page, "characters")
+        page.locator(".widget-dropdown").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(300)
+        label = lambda text: page.locator(".widget-label", has_text=text).first
+        rights = {t: _box(page, label(t))["x"] + _box(page, label(t))["width"]
+                  for t in ("Start from", "Temperature", "Prime", "Seed")}
+        assert max(rights.values()) - min(rights.values()) < 4, rights
+        start, buttons = _box(page, label("Start from")), _box(page, page.locator(".charrnn-start"))
+        assert abs((start["y"] + start["height"] / 2) - (buttons["y"] + buttons["height"] / 2)) < 6   # one row
+        tops = [_box(page, b)["y"] for b in page.locator(".charrnn-start button").all()]
+        assert len(tops) == 2 and abs(tops[0] - tops[1]) < 2, tops          # the buttons side by side
+        prime = _box(page, _prime_box(page))
+        temp = _box(page, page.locator(".widget-slider", has=label("Temperature")))
+        assert prime["x"] + prime["width"] <= temp["x"] + temp["width"] + 2      # not clipped on the right
+        chart, button = _box(page, page.locator(".charrnn-chart")), _box(page, page.get_by_role("button", name="Sample"))
+        assert chart["y"] < button["y"] and chart["x"] > button["x"] + button["width"]   # beside, not below
+        toggle, cell = (_box(page, page.get_by_role("button", name="seed repeats")),
+                        _box(page, page.locator(".jp-OutputArea-output").first))
+        assert toggle["x"] + toggle["width"] <= cell["x"] + cell["width"] + 1    # the seed-repeats button in view
+        text = _box(page, page.locator(".charrnn-output"))
+        assert text["y"] < 768 - 40                    # the sampled text starts on screen
+        on, off = (page.locator(".charrnn-start button" + s).first for s in (".mod-active", ":not(.mod-active)"))
+        colours = [b.evaluate("e => getComputedStyle(e).backgroundColor") for b in (on, off)]
+        rgb = [tuple(int(x) for x in re.findall(r"\d+", c)[:3]) for c in colours]
+        assert sum(abs(a - b) for a, b in zip(*rgb)) > 120, colours
+        page.screenshot(path=str(ARTIFACTS / f"browser-sampler-1024-{theme}.png"))
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / f"browser-layout-{theme}-failure.png"), full_page=True)
+        raise
+    finally:
+        if theme == "dark":
+            _theme(page, "JupyterLab Light")
+        page.set_viewport_size({"width": 1280, "height": 1100})
+
+
+def test_unit_viewer_in_the_browser(lab, page):
+    try:
+        _open_and_run(page, lab, UNITS)
+        shown = page.locator(".widget-dropdown select").first
+        expect(shown).to_be_visible(timeout=60_000)
+        expect(page.locator(".charrnn-legend")).to_contain_text("activation")
+        unit = page.locator(".widget-text", has=page.locator(".widget-label", has_text="Unit")).locator("input")
+        first = unit.input_value()
+        unit.fill("3" if first != "3" else "4")
+        unit.press("Enter")
+        expect(shown.locator("option:checked")).to_have_text("a unit you choose (type it)")
+        expect(page.get_by_text(re.compile(r"unit [34] ·"))).to_be_visible()
+        shown.select_option(label="where the model is sure")
+        expect(unit).to_be_disabled()
+        expect(page.locator(".charrnn-legend")).to_contain_text("probability")
+        viewer = page.locator(".jp-OutputArea-output").first
+        assert _box(page, viewer)["height"] < 700       # the text scrolls inside, the page does not grow
+        page.screenshot(path=str(ARTIFACTS / "browser-unit-viewer.png"), full_page=True)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "browser-units-failure.png"), full_page=True)
         raise

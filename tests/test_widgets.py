@@ -31,8 +31,12 @@ def ui(runs):
 def test_picker_lists_best_and_last_with_step_and_loss(runs, ui):
     labels = [label for label, _ in ui.picker.options]
     assert len(labels) == 2
-    assert labels[0].startswith("tiny · best (rnn, step ") and "smooth loss" in labels[0]
+    assert labels[0].startswith("tiny · best (rnn, step ") and "training loss" in labels[0]
     assert labels[1].startswith("tiny · last (rnn, step 300,")
+    for (label, _), e in zip(ui.picker.options, ui.entries):    # per character, not per 10-character update
+        ck = e.checkpoint
+        smooth = ck.best_smooth_loss if ck.kind == "best" else ck.smooth_loss
+        assert f"training loss {smooth / 10:.3f} nats/char" in label
     assert ui.checkpoint.kind == "best"            # the default pick: the newest run's best parameters
     assert ui.prime.value == "The "                # occurs in the corpus
     assert not ui.checkpoint.vocab.missing(ui.prime.value)
@@ -137,7 +141,7 @@ def test_start_from_zeros_is_the_plain_sample_from_h0(ui):
     assert ui.result_text == ck.model().sample(90, prime="", temperature=0.9, seed=5)
     assert "from the carried state" in ui.output.value and "carried state" in ui.chart.value
     ui.start.value = "zeros"                       # ...but from zeros there is nothing to feed
-    assert "non-empty" in ui.error and ui.button.disabled
+    assert "From zeros the network has nothing to go on" in ui.error and "prime" in ui.error and ui.button.disabled
 
 
 def test_a_checkpoint_without_a_state_samples_from_zeros_and_says_so(runs, tmp_path):
@@ -246,3 +250,124 @@ def test_default_pick_is_the_longest_trained_runs_best(runs, tmp_path):
     ui = SamplerUI.from_runs(tmp_path)
     assert [label.split(" ·")[0] for label, _ in ui.picker.options] == ["a-newer-short"] * 2 + ["long"] * 2
     assert ui.picker.label.startswith("long · best")
+
+
+# --- what a student meets in JupyterLab (each also driven in a real browser in test_browser.py) ---
+
+def test_the_sampler_model_works_without_widgets(runs):
+    from charrnn.widgets import Sampler, Settings, find_checkpoints
+    entries, _ = find_checkpoints(runs)
+    sampler = Sampler(entries, rng=np.random.default_rng(0))
+    s = Settings(start="state", temperature=0.7, top_p=0.9, length=50, prime="The ")
+    assert sampler.problem(0, s) == ""
+    preview = sampler.preview(0, s)
+    np.testing.assert_allclose(preview.probs, entries[0].model.next_char_distribution("The ", temperature=0.7,
+                                                                                      top_p=0.9), atol=1e-12)
+    assert sampler.draw(0, s, 11) == entries[0].model.sample(50, prime="The ", temperature=0.7, top_p=0.9, seed=11)
+    assert "nothing to go on" in sampler.problem(0, Settings(start="zeros", prime=""))
+    assert "'ü'" in sampler.problem(0, Settings(prime="Zü"))
+
+
+def test_a_line_break_in_the_prime_is_fed_as_one(ui):
+    ui.prime.value = "The dog.\nAnd "
+    ui.seed.value, ui.length.value = 9, 60
+    ui.button.click()
+    assert ui.error == ""
+    assert ui.result_text == ui.checkpoint.model().sample(60, prime="The dog.\nAnd ", seed=9)
+    ui.prime.value = "The dog.\\nAnd "             # typed as a backslash and an n: the error says what to do
+    assert "'\\\\'" in ui.error and "press Enter" in ui.error
+
+
+def test_switching_checkpoint_keeps_the_prime(runs, tmp_path):
+    import shutil
+    shutil.copytree(runs / "tiny", tmp_path / "tiny")
+    train("abc abd abe\n" * 40, TrainConfig(m=8, n_updates=30, seq_length=8, checkpoint_dir=str(tmp_path / "other"),
+                                            sample_every=100, log_every=10))
+    ui = SamplerUI.from_runs(tmp_path)
+    tiny = [i for _, i in ui.picker.options if ui.entries[i].run == "tiny"][0]
+    other = [i for _, i in ui.picker.options if ui.entries[i].run == "other"][0]
+    ui.picker.value = tiny
+    ui.prime.value = "the dog\n"
+    ui.picker.value = other                       # its vocabulary lacks 't', 'h', 'o', 'g'
+    assert ui.prime.value == "the dog\n"
+    assert "'t'" in ui.error and ui.button.disabled
+    ui.picker.value = tiny
+    assert ui.prime.value == "the dog\n" and ui.error == ""
+
+
+def test_switching_the_start_clears_the_text_drawn_from_the_other(ui):
+    ui.seed.value = 4
+    ui.button.click()
+    assert ui.result_text and "charrnn-sample" in ui.output.value
+    ui.start.value = "zeros"
+    assert ui.result_text == "" and "charrnn-sample" not in ui.output.value and "Press Sample" in ui.output.value
+
+
+def test_at_temperature_zero_no_seed_is_drawn_or_offered(ui):
+    ui.random_seed.value = True
+    ui.seed.value = 77
+    ui.random_seed.value = True
+    ui.temperature.value = 0
+    assert ui.seed.disabled and ui.random_seed.disabled and "no seed" in ui.seed.tooltip
+    ui.button.click()
+    assert ui.seed.value == 77                     # untouched: nothing was drawn
+    assert "greedy" in ui.output.value and "seed 77" not in ui.output.value
+    ui.temperature.value = 0.5
+    assert not ui.seed.disabled and not ui.random_seed.disabled
+    ui.button.click()
+    assert ui.seed.value != 77
+
+
+def test_retyping_the_seed_shown_keeps_it(ui):
+    """The box shows the seed just drawn; typing it again (keystroke by keystroke, as the box sends it)
+    means: this one. Sample then repeats the text instead of drawing a new seed."""
+    ui.random_seed.value = True
+    ui.button.click()
+    seed, text = ui.seed.value, ui.result_text
+    digits = str(seed)
+    for k in range(1, len(digits) + 1):           # select all, then type the digits
+        ui.seed.value = int(digits[:k])
+    assert ui.random_seed.value is False and ui.seed.value == seed
+    ui.button.click()
+    assert ui.seed.value == seed and ui.result_text == text
+
+
+def test_picker_opens_on_the_main_model_and_lists_seed_repeats_on_request(runs, tmp_path):
+    import shutil
+    for name in ("assignment", "assignment-seed1", "assignment-seed2", "cells-rnn"):
+        shutil.copytree(runs / "tiny", tmp_path / name)
+    shutil.copytree(runs / "tiny", tmp_path / "lonely-seed3")     # no run "lonely" beside it: listed
+    ui = SamplerUI.from_runs(tmp_path)
+    runs_listed = [ui.entries[i].run for _, i in ui.picker.options]
+    assert runs_listed == ["assignment"] * 2 + ["cells-rnn"] * 2 + ["lonely-seed3"] * 2
+    assert ui.picker.label.startswith("assignment · best (")
+    assert "2 runs repeated under another seed not listed" in ui.info.value
+    ui.seeds_shown.value = True
+    assert len(ui.picker.options) == 10 and ui.picker.label.startswith("assignment · best (")
+    assert "not listed" not in ui.info.value
+    ui.picker.value = [i for _, i in ui.picker.options if ui.entries[i].run == "assignment-seed2"][0]
+    ui.seeds_shown.value = False                  # the pick is hidden now: the first listed is picked
+    assert ui.picker.label.startswith("assignment · ")
+
+
+def test_unit_viewer_names_what_it_shows():
+    from charrnn.report.units import text_features
+    from charrnn.widgets import UnitViewer
+    rng = np.random.default_rng(0)
+    text = 'He said "yes" and (then) left.\nShe said "no" and "why".\n' * 6 + "[Exit]\n"
+    features = text_features(text)
+    H = rng.normal(size=(len(text), 12))
+    quotes = features['inside "quotes"']
+    H[:, 5] = quotes + 0.1 * rng.normal(size=len(text))      # a unit that follows the quotes
+    H[:, 7] = features["inside [brackets]"] + 0.01 * rng.normal(size=len(text))   # met once: |r| higher
+    viewer = UnitViewer(text, H, rng.uniform(size=len(text) - 1), features)
+    assert viewer.feature.value == ("feature", 'inside "quotes"') and viewer.unit.value == 5
+    assert "charrnn-legend" in viewer.legend.value and viewer.output.layout.max_height == "420px"
+    viewer.unit.value = 3                          # a unit of one's own: the dropdown says so
+    assert viewer.feature.value == ("unit", "") and "unit 3 " in viewer.info.value
+    viewer.feature.value = ("feature", "inside [brackets]")
+    assert viewer.unit.value == 7 and viewer.feature.value == ("feature", "inside [brackets]")
+    viewer.feature.value = ("sure", "")
+    assert viewer.unit.disabled and "probability" in viewer.legend.value
+    viewer.feature.value = ("feature", 'inside "quotes"')
+    assert not viewer.unit.disabled and viewer.unit.value == 5
