@@ -59,7 +59,7 @@ def _write_units_notebook(path: Path, checkpoint: Path, text: str) -> None:
     import nbformat
     code = ("from charrnn import load_checkpoint\n"
             "from charrnn.report.units import read, text_features\n"
-            "from charrnn.widgets import UnitViewer\n"
+            "from charrnn.report.unit_viewer import UnitViewer\n"
             f"model = load_checkpoint({str(checkpoint)!r}).model()\n"
             f"text = {text!r}\n"
             "H, P = read(model, model.vocab.encode(text))\n"

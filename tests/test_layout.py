@@ -1,5 +1,5 @@
-"""The core reads alone: importing any module outside charrnn.report loads nothing of the report (a call may
-still: widgets.UnitViewer imports charrnn.report.units when it is built)."""
+"""The core reads alone: importing any module outside charrnn.report loads nothing of the report, and no
+module of the core names the report at all (the report imports the core, never the other way)."""
 import pkgutil
 import subprocess
 import sys
@@ -16,3 +16,13 @@ def test_the_core_never_imports_the_report():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_no_core_module_names_the_report():
+    from pathlib import Path
+    root = Path(charrnn.__file__).parent
+    for path in root.rglob("*.py"):
+        if "report" in path.relative_to(root).parts:
+            continue
+        text = path.read_text()
+        assert "from .report" not in text and "charrnn.report import" not in text and "from ..report" not in text, path

@@ -61,7 +61,7 @@ def test_read_gives_each_position_its_hidden_state_and_the_next_characters_proba
 
 
 def test_the_unit_viewer_shows_the_chosen_features_unit_and_the_probabilities():
-    from charrnn.widgets import UnitViewer
+    from charrnn.report.unit_viewer import UnitViewer
     rng = np.random.default_rng(1)
     text = (TEXT * 10)[:600]
     features = text_features(text)
@@ -69,12 +69,13 @@ def test_the_unit_viewer_shows_the_chosen_features_unit_and_the_probabilities():
     H[:, 5] = 2 * features["just after a line break"] - 1
     P = rng.random(len(text) - 1)
     ui = UnitViewer(text, H, P, features)
-    newline = [o for o in ui.feature.options if o.startswith("just after a line break")][0]
-    ui.feature.value = newline
-    assert ui.unit.value == 5 and "unit 5" in newline and "r = +1.00" in newline
+    label, value = [o for o in ui.feature.options if o[0].startswith("just after a line break")][0]
+    ui.feature.value = value
+    assert value == ("feature", "just after a line break")
+    assert ui.unit.value == 5 and "unit 5" in label and "r = +1.00" in label
     assert ui.output.value.count('<span style="background') == len(text)          # one cell per character
     assert "rgb(229,115,115)" in ui.output.value          # +1: the darkest red, light enough for black text
     ui.unit.value = 2                                   # any unit can be looked at
     assert "unit 2 " in ui.info.value and "just after a line break: r = " in ui.info.value
-    ui.feature.value = UnitViewer.SURE
+    ui.feature.value = ("sure", "")
     assert "probability" in ui.info.value and ui.output.value.count('<span style="background') == len(text)

@@ -352,7 +352,7 @@ def test_picker_opens_on_the_main_model_and_lists_seed_repeats_on_request(runs, 
 
 def test_unit_viewer_names_what_it_shows():
     from charrnn.report.units import text_features
-    from charrnn.widgets import UnitViewer
+    from charrnn.report.unit_viewer import UnitViewer
     rng = np.random.default_rng(0)
     text = 'He said "yes" and (then) left.\nShe said "no" and "why".\n' * 6 + "[Exit]\n"
     features = text_features(text)

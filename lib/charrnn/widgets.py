@@ -1,4 +1,6 @@
 """The interactive sampler for JupyterLab: a model (Sampler) and a view (SamplerUI) over charrnn.sampling.
+(The hidden units' viewer of notebook 08 is charrnn.report.unit_viewer; it shares this module's HTML pieces.)
+(The hidden units' viewer of notebook 08 is charrnn.report.unit_viewer; it shares this module's HTML pieces.)
 
     from charrnn.widgets import SamplerUI
     SamplerUI.from_runs()            # every best/last checkpoint under runs/
@@ -26,7 +28,6 @@ import ipywidgets as w
 import numpy as np
 
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from .colours import coloured_html, diverging, sequential
 from .paths import repo_root, runs_dir
 from .sampling import Model, SamplingError, check_sampling_args, distribution
 
@@ -41,7 +42,7 @@ NEEDS_PRIME = ("From zeros the network has nothing to go on: type at least one c
                "(or start from the carried state).")
 _SEEN = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍"}
 _SEED_RUN = re.compile(r"^(?P<base>.+)-seed\d+$")
-_LABEL = "92px"                 # the width of every control's description, so the controls line up
+LABEL_WIDTH = "92px"                 # the width of every control's description, so the controls line up
 
 
 def visible(ch: str) -> str:
@@ -267,7 +268,7 @@ class SamplerUI:
         if not self.entries:
             for c in self._controls:
                 c.disabled = True
-            self.info.value = _note(empty_message or f"No checkpoint yet. {CREATE_HINT}")
+            self.info.value = note(empty_message or f"No checkpoint yet. {CREATE_HINT}")
             self.chart.value = _chart_placeholder("no model")
             return
         shown = listed(self.entries, False)
@@ -279,7 +280,7 @@ class SamplerUI:
         self._describe()
 
     def _build(self):
-        label = {"description_width": _LABEL}
+        label = {"description_width": LABEL_WIDTH}
         wide = w.Layout(width="auto")
         self.picker = w.Dropdown(description="Checkpoint", style=label, layout=w.Layout(flex="1 1 0%", width="auto", min_width="0"))
         self.seeds_shown = w.ToggleButton(value=False, description="seed repeats", icon="list",
@@ -317,7 +318,7 @@ class SamplerUI:
 
         row = w.Layout(align_items="center")
         start_label = w.HTML('<div style="text-align: right; padding-right: 8px">Start from</div>',
-                             layout=w.Layout(width=_LABEL, flex="0 0 auto"))
+                             layout=w.Layout(width=LABEL_WIDTH, flex="0 0 auto"))
         start_label.add_class("widget-label")
         start_row = w.HBox([start_label, self.start], layout=row)
         controls = w.VBox([start_row, self.temperature, self.top_p, self.length, self.prime,
@@ -467,7 +468,7 @@ class SamplerUI:
                  f"press <i>seed repeats</i>") if hidden else ""
         if self._skipped:
             extra += f"<br>Skipped {len(self._skipped)} unreadable checkpoint(s): " + html.escape("; ".join(self._skipped))
-        self.info.value = _note(html.escape(" · ".join(parts)) + extra)
+        self.info.value = note(html.escape(" · ".join(parts)) + extra)
         self._clear_text()
         self._refresh()
 
@@ -532,80 +533,6 @@ def sampler_ui(checkpoint) -> SamplerUI:
     return SamplerUI([CheckpointEntry(checkpoint, run)])
 
 
-class UnitViewer:
-    """Pick a feature (its best unit is shown) or type any unit, and read the text coloured by that unit's
-    activation; "where the model is sure" colours each character by the probability the model gave it.
-
-    text: the stretch read; H (n, m) the hidden state after each character; P (n-1,) the probability of each
-    next character; features: {name: (n,)} (charrnn.report.units.text_features).
-    """
-
-    SURE = "where the model is sure"
-    ANY = "a unit you choose (type it)"
-
-    def __init__(self, text: str, H, P, features: dict):
-        from .report.units import best_units, correlations
-        self.text, self.H, self.P, self.features = text, np.asarray(H), np.asarray(P), features
-        self._correlations = correlations
-        self.best = best_units(self.H, features)
-        options = [(f"{name} (unit {u}, r = {r:+.2f})", ("feature", name)) for name, (u, r) in self.best.items()]
-        options += [(self.ANY, ("unit", "")), (self.SURE, ("sure", ""))]
-        self.feature = w.Dropdown(options=options, value=("feature", opening_feature(text, features, self.best))
-                                  if self.best else options[-1][1], description="Show",
-                                  style={"description_width": _LABEL}, layout=w.Layout(width="460px"))
-        self.unit = w.BoundedIntText(value=0, min=0, max=self.H.shape[1] - 1, description="Unit",
-                                     style={"description_width": "40px"}, layout=w.Layout(width="140px"))
-        self.info = w.HTML()
-        self.legend = w.HTML()
-        self.output = w.HTML(layout=w.Layout(max_height="420px", overflow="auto"))   # scrolls, the page does not
-        self.feature.observe(self._on_feature, names="value")
-        self.unit.observe(self._on_unit, names="value")
-        self.widget = w.VBox([w.HBox([self.feature, self.unit]), self.info, self.legend, self.output],
-                             layout=w.Layout(width="100%", max_width="900px"))
-        self._on_feature()
-
-    def _on_feature(self, change=None):
-        kind, name = self.feature.value
-        self.unit.disabled = kind == "sure"
-        if kind == "feature":
-            self.unit.value = self.best[name][0]
-        self._show()
-
-    def _on_unit(self, change):
-        kind, name = self.feature.value
-        if kind == "feature" and self.unit.value != self.best[name][0]:
-            self.feature.value = ("unit", "")    # the dropdown names what is shown: now a unit of one's own
-        else:
-            self._show()
-
-    def _show(self):
-        kind, _ = self.feature.value
-        if kind == "sure":
-            values = np.concatenate([[np.nan], self.P])   # the first character has no prediction
-            self.info.value = _note("each character on the probability the model gave it")
-            self.legend.value = legend_html(sequential, 0, 1, "probability 0", "1 (sure)")
-            self.output.value = coloured_html(self.text, values, sequential)
-            return
-        u = self.unit.value
-        lines = [f"{name}: r = {self._correlations(self.H[:, [u]], f)[0]:+.2f}" for name, f in self.features.items()]
-        self.info.value = _note(f"unit {u} · " + " · ".join(html.escape(s) for s in lines))
-        self.legend.value = legend_html(diverging, -1, 1, "activation −1", "+1")
-        self.output.value = coloured_html(self.text, self.H[:, u], diverging)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
-
-
-def opening_feature(text: str, features: dict, best: dict, least: int = 3) -> str:
-    """The feature to open on: of those met at least `least` times in text (separate stretches where it
-    leaves its lowest value), the one its best unit follows most closely (largest |r|)."""
-    def stretches(f):
-        low = f == f.min()
-        return int((low[:-1] & ~low[1:]).sum() + (not low[0]))
-    seen = [name for name, f in features.items() if stretches(np.asarray(f)) >= least] or list(features)
-    return max(seen, key=lambda name: abs(best[name][1]))
-
-
 # --- rendering: plain HTML with JupyterLab's theme variables, so it reads in light and dark themes ---
 
 # the selected start button in the brand colour, so that it stands out in the dark theme too
@@ -620,7 +547,7 @@ def _one_line(exc: Exception) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _note(inner: str) -> str:
+def note(inner: str) -> str:
     return f'<div style="color: var(--jp-ui-font-color2, #616161); font-size: 12px; line-height: 1.45">{inner}</div>'
 
 
