@@ -290,13 +290,14 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
 
 class Batches:
     """The training text as B streams side by side, as char-rnn's CharSplitLMMinibatchLoader: each update's
-    batch, the epoch rule, and the zeros a new epoch starts from. Where the streams are (the position e
-    and the epoch) is kept in TrainState, which the checkpoints save.
+    batch, where the streams go next, the epoch rule, and the resets (zeros at a new epoch, and each stream's
+    reset with probability reset_prob). Where the streams are (the position e and the epoch) is kept in
+    TrainState, which the checkpoints save.
 
     pieces: (B, P) character ids; zeros: a function giving the (B, S) state of a new epoch."""
 
-    def __init__(self, pieces: np.ndarray, seq_length: int, zeros):
-        self.pieces, self.T, self.zeros = pieces, seq_length, zeros
+    def __init__(self, pieces: np.ndarray, seq_length: int, zeros, reset_prob: float = 0.0):
+        self.pieces, self.T, self.zeros, self.reset_prob = pieces, seq_length, zeros, reset_prob
 
     def wraps(self, position: int) -> bool:
         """Fewer than T + 1 characters remain from position: the next batch starts a new epoch."""
@@ -304,12 +305,21 @@ class Batches:
 
     def next(self, s: "TrainState", history: "History"):
         """(X, Y, from_zeros) for update s.step + 1: X = pieces[:, e:e+T] (B, T) and Y = pieces[:, e+1:e+T+1].
-        When fewer than T + 1 characters remain: a new epoch, e = 0 and every stream's state back to zeros."""
+        When fewer than T + 1 characters remain: a new epoch, e = 0 and every stream's state back to zeros.
+        Then, with reset_prob > 0, each stream's state goes back to zeros with that probability."""
         if self.wraps(s.position):
             s.position, s.epoch, s.state = 0, s.epoch + 1, self.zeros()
             history.epoch_steps.append(s.step)
+        if self.reset_prob > 0:
+            reset = s.reset_rng.random(len(s.state)) < self.reset_prob
+            if reset.any():
+                s.state = np.where(reset[:, None], s.state.dtype.type(0), s.state)
         e, T = s.position, self.T
         return self.pieces[:, e:e + T], self.pieces[:, e + 1:e + T + 1], e == 0
+
+    def advance(self, s: "TrainState") -> None:
+        """After an update: the streams move on by one sequence."""
+        s.position += self.T
 
     def peek(self, s: "TrainState"):
         """(the first stream's next input character, its state (S,)): what update s.step + 1 will read,
@@ -340,7 +350,7 @@ class _Trainer:
         self.cell = cell = get_cell(config.cell)
         self.dtype = dtype = np.dtype(config.dtype)
         self.K, self.m = K, m = len(self.vocab), config.m
-        self.batches = Batches(pieces, T, lambda: zero_state(cell, B, m, dtype))
+        self.batches = Batches(pieces, T, lambda: zero_state(cell, B, m, dtype), config.reset_prob)
         self.flat = _Flat(cell.param_shapes(K, m), dtype)
         self.target = config.n_updates if config.epochs is None else \
             config.epochs * updates_per_epoch(pieces.shape[1], T)
@@ -381,13 +391,11 @@ class _Trainer:
             with stop:
                 while s.step < self.target:
                     X, Y, from_zeros = self.batches.next(s, history)   # a new epoch restarts every stream at zeros
-                    if config.reset_prob > 0:
-                        s.state = self._maybe_reset(s.state)
                     if self._sample_due():
                         self._sample(X[0, 0], s.state[0])
                     loss = self._update(X, Y, from_zeros)
                     s.step += 1
-                    s.position += config.seq_length
+                    self.batches.advance(s)
                     if s.step % config.log_every == 0 or s.step == 1:
                         self._log(loss)
                     if config.val_fraction > 0 and s.step % config.val_every == 0:
@@ -535,11 +543,6 @@ class _Trainer:
         bits = np.frombuffer(self.s.reset_rng.bytes(2 * keep.size), np.uint16).reshape(keep.shape)
         np.less(bits, below, out=keep, casting="unsafe")
         keep *= 65536 / below
-
-    def _maybe_reset(self, state):
-        """state with each stream reset to zeros with probability reset_prob (a new array when any is)."""
-        reset = self.s.reset_rng.random(len(state)) < self.config.reset_prob
-        return np.where(reset[:, None], state.dtype.type(0), state) if reset.any() else state
 
     def _sample(self, x0, h):
         """An evolution sample: from state h (S,), fed the current input x0, as the trainer sees the text;
