@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import output
-from .common import check_id, check_ids, check_sizes, normal_init
+from .common import StreamsWorkspace, check_id, check_ids, check_sizes, normal_init
 
 PARAM_NAMES = ("U", "W", "V", "b", "c")
 
@@ -48,8 +48,9 @@ def hidden_size(params) -> tuple[int, int]:
     return K, m
 
 
-class Workspace:
-    """The arrays one sequence of tau steps needs, allocated once and reused.
+class Workspace(StreamsWorkspace):
+    """The arrays one sequence of tau steps needs, allocated once and reused: the workspace of B = 1, whose
+    forward and backward are the assignment's code (forward_batch and backward_batch pick them by this class).
 
     The trainer keeps one Workspace for the whole run, so an update allocates
     no arrays and builds no row views: at m = 100 each NumPy call costs about
@@ -60,7 +61,7 @@ class Workspace:
     """
 
     def __init__(self, tau: int, K: int, m: int, dtype=np.float64):
-        self.key = (tau, K, m, np.dtype(dtype))
+        self.key = (1, tau, K, m, np.dtype(dtype))
         self.A = np.empty((tau, m), dtype)
         self.H = np.empty((tau + 1, m), dtype)
         self.O = np.empty((tau, K), dtype)
@@ -84,9 +85,6 @@ class Workspace:
         """A workspace for sequences of tau steps through these parameters."""
         return cls(tau, *hidden_size(params), params["W"].dtype)
 
-    def fits(self, params, tau: int) -> bool:
-        return self.key == (tau, *hidden_size(params), params["W"].dtype)
-
 
 def forward(params, x, y, h0, ws: Workspace | None = None):
     """Forward pass over one sequence.
@@ -98,7 +96,7 @@ def forward(params, x, y, h0, ws: Workspace | None = None):
     """
     U, W, V, b, c = params["U"], params["W"], params["V"], params["b"], params["c"]
     tau = len(x)
-    if ws is None or not ws.fits(params, tau):
+    if ws is None or not ws.fits(1, tau, params):
         ws = Workspace.for_params(params, tau)
     A, H, O = ws.A, ws.H, ws.O
     np.add(U.T[x], b, A)                 # (tau, m): U x_t + b, a column lookup per step
@@ -195,7 +193,7 @@ def step(params, h, x_id):
     return h, params["V"] @ h + params["c"]
 
 
-class BatchWorkspace:
+class BatchWorkspace(StreamsWorkspace):
     """Buffers for B streams of T steps, time-major so each step's rows are contiguous:
     A (T, B, m) holds U x_t + b; H (T+1, B, m) the states with H[0] = h_0; O (T*B, K) the
     logits, then p, then dL/do; dA (T, B, m) dL/da_t; D (T, B, m) tanh'(a_t)."""
