@@ -102,7 +102,7 @@ def compare_runs(histories: dict, title: str | None = None):
         b.plot(h.val_steps, h.val_loss, "o-", color=color, ms=2.5, lw=1.1, label=label)
     _style(a, "update step", "nats per character", "training (smooth)")
     _style(b, "update step", "nats per character", "validation")
-    lo = min(min(h.val_loss) for h in histories.values())
+    lo = min(min(min(h.val_loss), min(h.smooth_loss) / h.config["seq_length"]) for h in histories.values())
     hi = max(np.percentile(np.asarray(h.smooth_loss) / h.config["seq_length"], 90) for h in histories.values())
     for ax in (a, b):
         ax.set_ylim(lo - 0.1, max(hi, lo + 0.5))
@@ -151,10 +151,10 @@ def start_curves(losses: dict, K: int, window: int = 5):
         ax.annotate("uniform guess", (1, np.log(K)), xycoords=("axes fraction", "data"), xytext=(-3, 3),
                     textcoords="offset points", ha="right", fontsize=7, color="0.3")
         _style(ax, "position in the stretch (characters)", "loss (nats per character)",
-               f"{label}: {bad.sum()} of {len(bad)} stuck from h = 0")
+               f"{label}\n{bad.sum()} of {len(bad)} stuck from h = 0")     # two lines: side by side, one would collide
         top = max([np.log(K) * 1.6] + [smooth(row)[1].max() * 1.05 for row in L["zeros"][bad][:12]])
         ax.set_ylim(0, min(top, 4 * np.log(K)))
-        ax.legend(fontsize=7, loc="upper center")
+        ax.legend(fontsize=7, loc="upper right", framealpha=0.85)
     return fig
 
 
@@ -197,14 +197,18 @@ def val_bands(groups: dict, title: str | None = None, references=()):
         ax.plot([sec], [loss], "*", color="0.35", ms=9, zorder=5)
         ax.annotate(label, (sec, loss), xytext=(-4, 5), textcoords="offset points", ha="right",
                     fontsize=7, color="0.25")
-    if spikes:
-        ax.plot(*zip(*spikes), "v", color="tab:red", ms=6, label=f"spike guard: update refused ({len(spikes)})")
+    top = lo + 0.9
+    if spikes:                                       # a refusal above the scale is marked on its top edge
+        xs, ys = zip(*spikes)
+        ax.plot(xs, [min(y, top - 0.02) for y in ys], "v", color="tab:red", ms=6, clip_on=False, zorder=6,
+                label=f"spike guard: update refused ({len(spikes)})"
+                      + (", on the top edge: off the scale" if max(ys) > top - 0.02 else ""))
     ax.set_xlabel("seconds of training")
     ax.set_ylabel("held-out loss (nats per character)")
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.set_ylim(lo - 0.05, lo + 0.9)
+    ax.set_ylim(lo - 0.05, top)
     ax.legend(fontsize=7.5)
     return fig
 
