@@ -7,6 +7,7 @@ length and seed through the widgets, clicks Sample and checks the text against
 the library. Screenshots go to test-artifacts/. Skipped (with the reason)
 without Chromium or Playwright, unless CI=true, where it must run.
 """
+import contextlib
 import json
 import os
 import re
@@ -194,6 +195,33 @@ def _sample_and_read(page, expect_status: str) -> str:
     return page.locator(".charrnn-sample").text_content()
 
 
+@contextlib.contextmanager
+def _shot_on_failure(page, name: str):
+    """A full-page screenshot to test-artifacts/name when the block fails."""
+    try:
+        yield
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+        raise
+
+
+def _open_sampler(page, lab) -> None:
+    """Notebook 05 opened and run, its chart drawn."""
+    _open_and_run(page, lab)
+    expect(page.locator(".charrnn-chart")).to_contain_text("entropy", timeout=60_000)
+
+
+def _theme(page, name: str) -> None:
+    """Switch JupyterLab's theme, as Settings > Theme does (the server exposes the app for this)."""
+    page.evaluate("name => window.jupyterapp.commands.execute('apputils:change-theme', {theme: name})", name)
+
+
+def _box(page, locator):
+    b = locator.bounding_box()
+    assert b is not None, locator
+    return b
+
+
 def test_sampling_in_the_browser(lab, page):
     best = load_checkpoint(lab["runs"] / "browser" / "best.npz").model()      # sampled from its stored state
     prime, seed, length, temperature = "The ", 1234, 257, 0.7
@@ -287,9 +315,8 @@ def test_after_an_error_sample_is_off_until_it_is_fixed(lab, page):
 
 
 def test_the_picker_speaks_nats_per_character_and_opens_on_the_main_model(lab, page):
-    try:
-        _open_and_run(page, lab)
-        expect(page.locator(".charrnn-chart")).to_contain_text("entropy", timeout=60_000)
+    with _shot_on_failure(page, "browser-picker-failure.png"):
+        _open_sampler(page, lab)
         picker = page.locator(".widget-dropdown select").first
         expect(picker.locator("option:checked")).to_contain_text("training loss")
         picked = picker.locator("option:checked").text_content().replace("\xa0", " ").strip()
@@ -299,16 +326,12 @@ def test_the_picker_speaks_nats_per_character_and_opens_on_the_main_model(lab, p
         expect(page.get_by_text("1 run repeated under another seed not listed")).to_be_visible()
         page.get_by_role("button", name="seed repeats").click()
         expect(picker.locator("option", has_text="assignment-seed1 · best")).to_have_count(1)
-    except Exception:
-        page.screenshot(path=str(ARTIFACTS / "browser-picker-failure.png"), full_page=True)
-        raise
 
 
 def test_prime_holds_a_line_break_and_survives_a_checkpoint_switch(lab, page):
     best = load_checkpoint(lab["runs"] / "browser" / "best.npz").model()
-    try:
-        _open_and_run(page, lab)
-        expect(page.locator(".charrnn-chart")).to_contain_text("entropy", timeout=60_000)
+    with _shot_on_failure(page, "browser-prime-failure.png"):
+        _open_sampler(page, lab)
         box = _prime_box(page)
         box.click()
         page.keyboard.press("ControlOrMeta+a")
@@ -328,15 +351,11 @@ def test_prime_holds_a_line_break_and_survives_a_checkpoint_switch(lab, page):
         text = _sample_and_read(page, "seed 21 ")
         assert text == best.sample(300, prime="the cat.\nAnd ", seed=21)
         expect(page.locator(".charrnn-prime")).to_have_text("the cat.\nAnd ")
-    except Exception:
-        page.screenshot(path=str(ARTIFACTS / "browser-prime-failure.png"), full_page=True)
-        raise
 
 
 def test_seed_retyped_is_kept_and_greedy_needs_none(lab, page):
-    try:
-        _open_and_run(page, lab)
-        expect(page.locator(".charrnn-chart")).to_contain_text("entropy", timeout=60_000)
+    with _shot_on_failure(page, "browser-seed-failure.png"):
+        _open_sampler(page, lab)
         first = _sample_and_read(page, "characters")
         seed_box, random_box = _seed_box(page), page.locator(".widget-checkbox input[type=checkbox]").last
         shown = seed_box.input_value()
@@ -353,15 +372,11 @@ def test_seed_retyped_is_kept_and_greedy_needs_none(lab, page):
         expect(random_box).to_be_disabled()
         _sample_and_read(page, "greedy (no seed needed)")
         assert seed_box.input_value() == shown
-    except Exception:
-        page.screenshot(path=str(ARTIFACTS / "browser-seed-failure.png"), full_page=True)
-        raise
 
 
 def test_start_from_zeros_clears_the_old_text_and_says_why_a_prime_is_needed(lab, page):
-    try:
-        _open_and_run(page, lab)
-        expect(page.locator(".charrnn-chart")).to_contain_text("entropy", timeout=60_000)
+    with _shot_on_failure(page, "browser-zeros-failure.png"):
+        _open_sampler(page, lab)
         _sample_and_read(page, "from the carried state")
         page.get_by_role("button", name="zeros").click()
         expect(page.locator(".charrnn-sample")).to_have_count(0)    # not shown under the new start
@@ -371,62 +386,45 @@ def test_start_from_zeros_clears_the_old_text_and_says_why_a_prime_is_needed(lab
         expect(page.get_by_role("button", name="Sample")).to_be_disabled()
         _prime_box(page).fill("The ")
         _sample_and_read(page, "from h = 0")
-    except Exception:
-        page.screenshot(path=str(ARTIFACTS / "browser-zeros-failure.png"), full_page=True)
-        raise
-
-
-def _theme(page, name: str) -> None:
-    """Switch JupyterLab's theme, as Settings > Theme does (the server exposes the app for this)."""
-    page.evaluate("name => window.jupyterapp.commands.execute('apputils:change-theme', {theme: name})", name)
-
-
-def _box(page, locator):
-    b = locator.bounding_box()
-    assert b is not None, locator
-    return b
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_layout_at_1024_pixels(lab, page, theme):
     """Labels in one column, nothing clipped, the chart beside the controls and the text on screen in a
     1,024 x 768 window; in both themes the start button picked stands out from the other."""
+    page.set_viewport_size({"width": 1024, "height": 768})
     try:
-        page.set_viewport_size({"width": 1024, "height": 768})
-        _open_and_run(page, lab)
-        expect(page.locator(".charrnn-chart")).to_contain_text("entropy", timeout=60_000)
-        if theme == "dark":
-            _theme(page, "JupyterLab Dark")
-            expect(page.locator("body[data-jp-theme-light='false']")).to_have_count(1, timeout=30_000)
-        _sample_and_read(page, "characters")
-        page.locator(".widget-dropdown").first.evaluate("e => e.scrollIntoView({block: 'start'})")
-        page.wait_for_timeout(300)
-        label = lambda text: page.locator(".widget-label", has_text=text).first
-        rights = {t: _box(page, label(t))["x"] + _box(page, label(t))["width"]
-                  for t in ("Start from", "Temperature", "Prime", "Seed")}
-        assert max(rights.values()) - min(rights.values()) < 4, rights
-        start, buttons = _box(page, label("Start from")), _box(page, page.locator(".charrnn-start"))
-        assert abs((start["y"] + start["height"] / 2) - (buttons["y"] + buttons["height"] / 2)) < 6   # one row
-        tops = [_box(page, b)["y"] for b in page.locator(".charrnn-start button").all()]
-        assert len(tops) == 2 and abs(tops[0] - tops[1]) < 2, tops          # the buttons side by side
-        prime = _box(page, _prime_box(page))
-        temp = _box(page, page.locator(".widget-slider", has=label("Temperature")))
-        assert prime["x"] + prime["width"] <= temp["x"] + temp["width"] + 2      # not clipped on the right
-        chart, button = _box(page, page.locator(".charrnn-chart")), _box(page, page.get_by_role("button", name="Sample"))
-        assert chart["y"] < button["y"] and chart["x"] > button["x"] + button["width"]   # beside, not below
-        toggle, cell = (_box(page, page.get_by_role("button", name="seed repeats")),
-                        _box(page, page.locator(".jp-OutputArea-output").first))
-        assert toggle["x"] + toggle["width"] <= cell["x"] + cell["width"] + 1    # the seed-repeats button in view
-        text = _box(page, page.locator(".charrnn-output"))
-        assert text["y"] < 768 - 40                    # the sampled text starts on screen
-        on, off = (page.locator(".charrnn-start button" + s).first for s in (".mod-active", ":not(.mod-active)"))
-        colours = [b.evaluate("e => getComputedStyle(e).backgroundColor") for b in (on, off)]
-        rgb = [tuple(int(x) for x in re.findall(r"\d+", c)[:3]) for c in colours]
-        assert sum(abs(a - b) for a, b in zip(*rgb)) > 120, colours
-        page.screenshot(path=str(ARTIFACTS / f"browser-sampler-1024-{theme}.png"))
-    except Exception:
-        page.screenshot(path=str(ARTIFACTS / f"browser-layout-{theme}-failure.png"), full_page=True)
-        raise
+        with _shot_on_failure(page, f"browser-layout-{theme}-failure.png"):
+            _open_sampler(page, lab)
+            if theme == "dark":
+                _theme(page, "JupyterLab Dark")
+                expect(page.locator("body[data-jp-theme-light='false']")).to_have_count(1, timeout=30_000)
+            _sample_and_read(page, "characters")
+            page.locator(".widget-dropdown").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(300)
+            label = lambda text: page.locator(".widget-label", has_text=text).first
+            rights = {t: _box(page, label(t))["x"] + _box(page, label(t))["width"]
+                      for t in ("Start from", "Temperature", "Prime", "Seed")}
+            assert max(rights.values()) - min(rights.values()) < 4, rights
+            start, buttons = _box(page, label("Start from")), _box(page, page.locator(".charrnn-start"))
+            assert abs((start["y"] + start["height"] / 2) - (buttons["y"] + buttons["height"] / 2)) < 6   # one row
+            tops = [_box(page, b)["y"] for b in page.locator(".charrnn-start button").all()]
+            assert len(tops) == 2 and abs(tops[0] - tops[1]) < 2, tops          # the buttons side by side
+            prime = _box(page, _prime_box(page))
+            temp = _box(page, page.locator(".widget-slider", has=label("Temperature")))
+            assert prime["x"] + prime["width"] <= temp["x"] + temp["width"] + 2      # not clipped on the right
+            chart, button = _box(page, page.locator(".charrnn-chart")), _box(page, page.get_by_role("button", name="Sample"))
+            assert chart["y"] < button["y"] and chart["x"] > button["x"] + button["width"]   # beside, not below
+            toggle, cell = (_box(page, page.get_by_role("button", name="seed repeats")),
+                            _box(page, page.locator(".jp-OutputArea-output").first))
+            assert toggle["x"] + toggle["width"] <= cell["x"] + cell["width"] + 1    # the seed-repeats button in view
+            text = _box(page, page.locator(".charrnn-output"))
+            assert text["y"] < 768 - 40                    # the sampled text starts on screen
+            on, off = (page.locator(".charrnn-start button" + s).first for s in (".mod-active", ":not(.mod-active)"))
+            colours = [b.evaluate("e => getComputedStyle(e).backgroundColor") for b in (on, off)]
+            rgb = [tuple(int(x) for x in re.findall(r"\d+", c)[:3]) for c in colours]
+            assert sum(abs(a - b) for a, b in zip(*rgb)) > 120, colours
+            page.screenshot(path=str(ARTIFACTS / f"browser-sampler-1024-{theme}.png"))
     finally:
         if theme == "dark":
             _theme(page, "JupyterLab Light")
@@ -434,7 +432,7 @@ def test_layout_at_1024_pixels(lab, page, theme):
 
 
 def test_unit_viewer_in_the_browser(lab, page):
-    try:
+    with _shot_on_failure(page, "browser-units-failure.png"):
         _open_and_run(page, lab, UNITS)
         shown = page.locator(".widget-dropdown select").first
         expect(shown).to_be_visible(timeout=60_000)
@@ -451,6 +449,3 @@ def test_unit_viewer_in_the_browser(lab, page):
         viewer = page.locator(".jp-OutputArea-output").first
         assert _box(page, viewer)["height"] < 700       # the text scrolls inside, the page does not grow
         page.screenshot(path=str(ARTIFACTS / "browser-unit-viewer.png"), full_page=True)
-    except Exception:
-        page.screenshot(path=str(ARTIFACTS / "browser-units-failure.png"), full_page=True)
-        raise
