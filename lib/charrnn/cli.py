@@ -46,7 +46,7 @@ _D = TrainConfig()
 # field's name with dashes (n_updates is --updates). Which ones may change on resume is each field's
 # metadata (TrainConfig.names(on_resume="free")).
 TRAIN_OPTIONS = (
-    ("model", "cell", CELLS, f"cell: the assignment's vanilla rnn, gru or lstm (default {_D.cell})"),
+    ("model", "cell", CELLS, f"cell: the assignment's vanilla rnn, gru, lstm or gru2 (two stacked GRU layers; default {_D.cell})"),
     ("model", "m", _int, f"hidden units (default {_D.m})"),
     ("model", "sigma", float, f"initial weight std (default {_D.sigma})"),
     ("model", "dtype", DTYPES, f"float type (default {_D.dtype})"),
