@@ -1,6 +1,5 @@
 """The interactive sampler for JupyterLab: a model (Sampler) and a view (SamplerUI) over charrnn.sampling.
 (The hidden units' viewer of notebook 08 is charrnn.report.unit_viewer; it shares this module's HTML pieces.)
-(The hidden units' viewer of notebook 08 is charrnn.report.unit_viewer; it shares this module's HTML pieces.)
 
     from charrnn.widgets import SamplerUI
     SamplerUI.from_runs()            # every best/last checkpoint under runs/
@@ -440,12 +439,12 @@ class SamplerUI:
     # --- reactions ---
     def _list(self):
         """Offer the checkpoints (seed repeats as the box says), keeping the pick when it is still listed."""
-        shown = listed(self.entries, self.seeds_shown.value)
-        keep = self.picker.value if self.picker.value in shown else shown[0]
+        shown, before = listed(self.entries, self.seeds_shown.value), self.picker.value
         with self.picker.hold_trait_notifications():     # one change of the pick, not one per trait
             self.picker.options = [(self.entries[i].label, i) for i in shown]
-            self.picker.value = keep
-        self._describe()
+            self.picker.value = before if before in shown else shown[0]
+        if self.picker.value == before:
+            self._describe()                            # else the picker's observer has described the new pick
 
     def _describe(self, change=None):
         """Describe the checkpoint picked and refresh the chart. The prime is kept: when the new vocabulary
