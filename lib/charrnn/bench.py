@@ -78,18 +78,21 @@ def format_result(r: dict) -> str:
 
 # --------------------------------------------------------------------------- any cell: characters/s and the GEMM share
 
-def matmul_flops_per_char(G: int, K: int, m: int) -> int:
+def matmul_flops_per_char(G: int, K: int, m: int, layers: int = 1) -> int:
     """Floating-point operations of the matrix products one character costs in training, from the shapes:
-    the recurrent product forward (W h), backward (dz W) and for dW, each 2 G m^2 for G gate blocks of m
-    rows (1 rnn, 3 gru, 4 lstm), and the output layer forward, backward and for dV, each 2 K m. The input
-    weights cost none: U x_t is a column lookup (and the one-hot product for dU is not counted)."""
-    return 6 * G * m * m + 6 * K * m
+    in each of the `layers` recurrent layers, the recurrent product forward (W h), backward (dz W) and for
+    dW, each 2 G m^2 for G gate blocks of m rows (1 rnn, 3 gru and gru2, 4 lstm); in each layer above the
+    first, the same three for its dense input (U2 h1: forward, dL/dh1 and dU2); and the output layer
+    forward, backward and for dV, each 2 K m. The first layer's input weights cost none: U x_t is a column
+    lookup (and the one-hot product for dU is not counted)."""
+    return 6 * G * m * m * (2 * layers - 1) + 6 * K * m
 
 
-def matmul_seconds(G: int, B: int, T: int, K: int, m: int, dtype, repeats: int = 3) -> float:
+def matmul_seconds(G: int, B: int, T: int, K: int, m: int, dtype, repeats: int = 3, layers: int = 1) -> float:
     """The best time of `repeats` runs of exactly the matrix products of one training update at these
-    shapes and dtype: T recurrent products forward and T backward, dW over all B*T rows, and the output
-    layer's three products. The recurrent products are timed in both layouts, one stream per row
+    shapes and dtype (those matmul_flops_per_char counts): per recurrent layer T recurrent products forward
+    and T backward and dW over all B*T rows, per layer above the first its dense input's three products
+    over all B*T positions, and the output layer's three products. The recurrent products are timed in both layouts, one stream per row
     ((B, m) @ (m, G m), as the vanilla RNN computes) and one stream per column ((G m, m) @ (m, B), as the
     gated cells do), and the faster counts: the rate a cell is measured against is the best at its shapes."""
     rng = np.random.default_rng(0)
@@ -103,23 +106,30 @@ def matmul_seconds(G: int, B: int, T: int, K: int, m: int, dtype, repeats: int =
     cols = (rng.standard_normal((T + 1, m, B)).astype(dtype), rng.standard_normal((T, G * m, B)).astype(dtype),
             np.empty((m, B), dtype))
     Zs = rng.standard_normal((G * m, T * B)).astype(dtype)
+    Hc = rng.standard_normal((m, T * B)).astype(dtype)   # an upper layer's input, one column per position
+
+    def recurrent(by_rows: bool, backward: bool):
+        H, Z, dH = rows if by_rows else cols
+        for t in (range(T - 1, -1, -1) if backward else range(T)):
+            if backward:
+                np.dot(Z[t], W, dH) if by_rows else np.dot(W.T, Z[t], dH)
+            else:
+                np.dot(H[t], W.T, Z[t]) if by_rows else np.dot(W, H[t], Z[t])
 
     def update(by_rows: bool):
-        H, Z, dH = rows if by_rows else cols
-        for t in range(T):
-            if by_rows:
-                np.dot(H[t], W.T, Z[t])
-            else:
-                np.dot(W, H[t], Z[t])
+        for _ in range(layers - 1):                  # forward: an upper layer's dense input, then its loop
+            np.dot(W, Hc, Zs)
+            recurrent(by_rows, False)
+        recurrent(by_rows, False)
         np.dot(Hs, V.T, O)
         np.dot(O, V, Hs)
         np.dot(O.T, Hs, dV)
-        for t in range(T - 1, -1, -1):
-            if by_rows:
-                np.dot(Z[t], W, dH)
-            else:
-                np.dot(W.T, Z[t], dH)
-        np.dot(Zs, Hs, dW)
+        for layer in range(layers):                  # backward, top down: the loop, dW, an upper layer's input
+            recurrent(by_rows, True)
+            np.dot(Zs, Hs, dW)
+            if layer < layers - 1:
+                np.dot(Zs, Hs, dW)
+                np.dot(Zs.T, W, Hs)
 
     best = np.inf
     for _ in range(repeats):
@@ -144,7 +154,7 @@ def cell_speed(text, cell: str = "lstm", batch_size: int = 32, seq_length: int =
     K, B, T = len(corpus.vocab), batch_size, seq_length
     updates = updates or max(3, 60_000 // (B * T))
     c = get_cell(cell)
-    G = c.param_shapes(K, m)["W"][0] // m
+    G, layers = c.param_shapes(K, m)["W"][0] // m, c.LAYERS
     config = TrainConfig(cell=cell, m=m, batch_size=B, seq_length=T, dtype=dtype, n_updates=updates,
                          optimizer="adam", eta=1e-3, objective="mean", sample_length=0, seed=seed, sigma=0.05)
     params = c.init_params(K, m, 0.05, seed=seed, dtype=np.dtype(dtype))
@@ -152,8 +162,8 @@ def cell_speed(text, cell: str = "lstm", batch_size: int = 32, seq_length: int =
     for _ in range(rounds):
         h = train(corpus, config, params=params)
         per_update = min(per_update, 1.0 / h.updates_per_second)
-        gemm = min(gemm, matmul_seconds(G, B, T, K, m, np.dtype(dtype)))
-    flops = matmul_flops_per_char(G, K, m)
+        gemm = min(gemm, matmul_seconds(G, B, T, K, m, np.dtype(dtype), layers=layers))
+    flops = matmul_flops_per_char(G, K, m, layers)
     chars = B * T / per_update
     rate = flops * B * T / gemm
     return {"chars_per_s": chars, "gemm_fraction": chars * flops / rate, "flops_per_char": flops,

@@ -37,6 +37,7 @@ from .common import (StreamsWorkspace, check_id, check_ids, check_sizes, halved_
                      sigmoid, swap_time_and_rows)
 
 PARAM_NAMES = ("U", "W", "V", "b", "c")
+LAYERS = 1    # recurrent layers: what bench counts the matrix products by
 
 
 def param_shapes(K: int, m: int) -> dict[str, tuple[int, ...]]:

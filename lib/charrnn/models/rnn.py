@@ -25,6 +25,7 @@ from . import output
 from .common import StreamsWorkspace, check_id, check_ids, check_sizes, normal_init
 
 PARAM_NAMES = ("U", "W", "V", "b", "c")
+LAYERS = 1    # recurrent layers: what bench counts the matrix products by
 
 
 def param_shapes(K: int, m: int) -> dict[str, tuple[int, ...]]:
