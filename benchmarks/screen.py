@@ -26,23 +26,37 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # name: (what it changes, the fields it sets on the preset)
 SETTINGS = {
-    "gru m=256 (the previous preset)": {"m": 256},
-    "gru m=256, eta 2e-2": {"m": 256, "eta": 2e-2},
-    "gru m=256, eta 2e-2, no spike guard": {"m": 256, "eta": 2e-2, "spike_guard": None},
-    "gru m=256, B=64": {"m": 256, "batch_size": 64},
-    "gru m=384": {"m": 384},
-    "gru m=384, eta 7e-3": {"m": 384, "eta": 7e-3},
-    "gru m=384, eta 1.4e-2": {"m": 384, "eta": 1.4e-2},
-    "gru m=384, dropout 0.1": {"m": 384, "dropout": 0.1},
-    "gru m=512": {"m": 512},
+    "gru m=256 (the previous preset)": {"cell": "gru", "m": 256},
+    "gru m=256, eta 2e-2": {"cell": "gru", "m": 256, "eta": 2e-2},
+    "gru m=256, eta 2e-2, no spike guard": {"cell": "gru", "m": 256, "eta": 2e-2, "spike_guard": None},
+    "gru m=256, B=64": {"cell": "gru", "m": 256, "batch_size": 64},
+    "gru m=384": {"cell": "gru", "m": 384},
+    "gru m=384, eta 7e-3": {"cell": "gru", "m": 384, "eta": 7e-3},
+    "gru m=384, eta 1.4e-2": {"cell": "gru", "m": 384, "eta": 1.4e-2},
+    "gru m=384, dropout 0.1": {"cell": "gru", "m": 384, "dropout": 0.1},
+    "gru m=512": {"cell": "gru", "m": 512},
     "two GRU layers (gru2), m=256": {"cell": "gru2", "m": 256},
     "two GRU layers (gru2), m=256, dropout 0.1": {"cell": "gru2", "m": 256, "dropout": 0.1},
+    "gru2, seq_length 32": {"cell": "gru2", "m": 256, "seq_length": 32},
+    "gru2, batch_size 16": {"cell": "gru2", "m": 256, "batch_size": 16},
+    "gru2, Adam beta2 0.99": {"cell": "gru2", "m": 256, "beta2": 0.99},
+    "gru2, eta 1.5e-2": {"cell": "gru2", "m": 256, "eta": 1.5e-2},
 }
 
 
 def base_fields() -> dict:
     from charrnn.config import PRESETS
     return {**PRESETS["budget"], "val_fraction": 0.1, "sample_length": 0, "val_every": 500, "log_every": 50}
+
+
+def machine() -> str:
+    """The processor and BLAS a screening ran on, for the record: settings screened on different machines
+    are compared by their worst seed only when measured on the same one."""
+    import platform
+    import numpy as np
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    return f"{cpu}, {os.cpu_count()} cores, NumPy {np.__version__}"
 
 
 def probe(fields: dict, corpus) -> float:
@@ -86,6 +100,7 @@ def main(argv=None) -> int:
         print(f"{name}: {rate:.2f} updates/s alone, {plan[name][2]:,} updates in {args.seconds:g} s", flush=True)
     os.environ.update({k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
     t0 = time.time()
+    measured = f"{time.strftime('%Y-%m-%d')}, {machine()}"
     import multiprocessing
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:   # step 2
         futures = {(name, seed): pool.submit(one_seed, fields, seed, n, corpus_path)
@@ -94,7 +109,7 @@ def main(argv=None) -> int:
             r = f.result()
             fields, rate, n = plan[name]
             entry = results.setdefault(name, {})
-            entry.update({"fields": SETTINGS[name], "updates_per_s": rate,
+            entry.update({"fields": SETTINGS[name], "measured": measured, "updates_per_s": rate,
                           "chars_per_s": rate * fields["batch_size"] * fields["seq_length"], "updates": n,
                           "seconds": args.seconds})
             entry.setdefault("seeds", {})[str(seed)] = r
