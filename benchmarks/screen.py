@@ -1,6 +1,6 @@
 """The screening behind `--preset budget`: settings compared for the same training time, each over seeds.
 
-    python benchmarks/screen.py [--seconds 180] [--seeds 0 1 2] [--only NAME ...] [--out benchmarks/screening.json]
+    python benchmarks/screen.py [--seconds 180] [--seeds 0 1 2] [--only NAME ...] [--updates N] [--out benchmarks/screening.json]
 
 For each setting (the budget preset changed by a few fields, SETTINGS below):
 1. its speed is measured alone, with the machine's BLAS threads, over 200 updates after 20 to warm up;
@@ -10,7 +10,10 @@ For each setting (the budget preset changed by a few fields, SETTINGS below):
 3. the final and best held-out loss of every seed and the spike guard's events are written to --out.
 
 Training is chaotic, so a setting is judged by its worst seed. On this project's 2-core machine the whole
-screening takes about 7 minutes per setting. Run it on a quiet machine: the speeds of step 1 set the work.
+screening takes about 7 minutes per setting. Run it on a quiet machine: the speeds of step 1 set the work,
+and the same machine measured 7.9 and 9.7 updates/s for the same shapes twenty minutes apart. A setting that
+changes no shape (a learning rate, beta2) runs at its baseline's speed, so it is better given the baseline's
+updates with --updates than probed again.
 """
 from __future__ import annotations
 
@@ -78,6 +81,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--updates", type=int, help="train every setting for this many updates instead of probing its "
+                        "speed: for settings that change no shape and so not the speed (a learning rate, beta2), "
+                        "compared with a baseline at the updates its probe gave, free of the probe's noise")
     parser.add_argument("--only", nargs="+", help="settings to run (names as in SETTINGS); default: all")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "screening.json"))
     args = parser.parse_args(argv)
@@ -95,9 +101,10 @@ def main(argv=None) -> int:
     plan = {}
     for name in names:                               # step 1, alone on the machine
         fields = {**base_fields(), **SETTINGS[name]}
-        rate = probe(fields, corpus)
-        plan[name] = (fields, rate, int(args.seconds * rate))
-        print(f"{name}: {rate:.2f} updates/s alone, {plan[name][2]:,} updates in {args.seconds:g} s", flush=True)
+        rate = probe(fields, corpus) if args.updates is None else args.updates / args.seconds
+        plan[name] = (fields, rate, args.updates or int(args.seconds * rate))
+        how = "alone" if args.updates is None else "(given)"
+        print(f"{name}: {rate:.2f} updates/s {how}, {plan[name][2]:,} updates in {args.seconds:g} s", flush=True)
     os.environ.update({k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
     t0 = time.time()
     measured = f"{time.strftime('%Y-%m-%d')}, {machine()}"
