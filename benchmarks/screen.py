@@ -7,7 +7,9 @@ For each setting (the budget preset changed by a few fields, SETTINGS below):
 2. it is trained for the updates that speed makes in `seconds`, under every seed, on the default corpus
    with the last 10% held out, two runs at a time with one BLAS thread each (the same work on any machine,
    and a seed's result does not depend on the machine's load);
-3. the final and best held-out loss of every seed and the spike guard's events are written to --out.
+3. the final and best held-out loss of every seed and the spike guard's events are written to --out, under
+   the machine and date they were measured on: {machine: {setting: result}}, since only settings measured
+   on one machine are compared (the same shapes ran 1.8 times slower on one 2-core machine than on another).
 
 Training is chaotic, so a setting is judged by its worst seed. On this project's 2-core machine the whole
 screening takes about 7 minutes per setting. Run it on a quiet machine: the speeds of step 1 set the work,
@@ -97,7 +99,9 @@ def main(argv=None) -> int:
         print(f"screen: unknown setting {unknown[0]!r}; choose from: {', '.join(SETTINGS)}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    results = json.loads(out.read_text()) if out.exists() else {}
+    measured = f"{time.strftime('%Y-%m-%d')}, {machine()}"
+    stored = json.loads(out.read_text()) if out.exists() else {}
+    results = stored.setdefault(measured, {})
     plan = {}
     for name in names:                               # step 1, alone on the machine
         fields = {**base_fields(), **SETTINGS[name]}
@@ -107,7 +111,6 @@ def main(argv=None) -> int:
         print(f"{name}: {rate:.2f} updates/s {how}, {plan[name][2]:,} updates in {args.seconds:g} s", flush=True)
     os.environ.update({k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
     t0 = time.time()
-    measured = f"{time.strftime('%Y-%m-%d')}, {machine()}"
     import multiprocessing
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:   # step 2
         futures = {(name, seed): pool.submit(one_seed, fields, seed, n, corpus_path)
@@ -116,13 +119,13 @@ def main(argv=None) -> int:
             r = f.result()
             fields, rate, n = plan[name]
             entry = results.setdefault(name, {})
-            entry.update({"fields": SETTINGS[name], "measured": measured, "updates_per_s": rate,
+            entry.update({"fields": SETTINGS[name], "updates_per_s": rate,
                           "chars_per_s": rate * fields["batch_size"] * fields["seq_length"], "updates": n,
                           "seconds": args.seconds})
             entry.setdefault("seeds", {})[str(seed)] = r
             print(f"  {name}, seed {seed}: held-out {r['final']:.4f} (best {r['best']:.4f}), "
                   f"{len(r['spikes'] or ())} refused; {time.time() - t0:.0f} s", flush=True)
-            out.write_text(json.dumps(results, indent=1))   # step 3, after every run
+            out.write_text(json.dumps(stored, indent=1))    # step 3, after every run
     for name in names:
         finals = [s["final"] for s in results[name]["seeds"].values()]
         print(f"{name}: {results[name]['chars_per_s']:,.0f} characters/s, held-out {min(finals):.3f}-{max(finals):.3f}")
