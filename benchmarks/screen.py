@@ -55,12 +55,14 @@ def base_fields() -> dict:
 
 
 def machine() -> str:
-    """The processor and BLAS a screening ran on, for the record: settings screened on different machines
-    are compared by their worst seed only when measured on the same one."""
+    """The processor, cores and NumPy a screening ran on, for the record: settings are compared by their
+    worst seed only when measured on the same machine."""
     import platform
     import numpy as np
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    info = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in (info.read_text().splitlines() if info.exists() else [])
+             if line.startswith("model name")]
+    cpu = names[0] if names else platform.processor()
     return f"{cpu}, {os.cpu_count()} cores, NumPy {np.__version__}"
 
 

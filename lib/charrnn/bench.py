@@ -92,9 +92,10 @@ def matmul_seconds(G: int, B: int, T: int, K: int, m: int, dtype, repeats: int =
     """The best time of `repeats` runs of exactly the matrix products of one training update at these
     shapes and dtype (those matmul_flops_per_char counts): per recurrent layer T recurrent products forward
     and T backward and dW over all B*T rows, per layer above the first its dense input's three products
-    over all B*T positions, and the output layer's three products. The recurrent products are timed in both layouts, one stream per row
-    ((B, m) @ (m, G m), as the vanilla RNN computes) and one stream per column ((G m, m) @ (m, B), as the
-    gated cells do), and the faster counts: the rate a cell is measured against is the best at its shapes."""
+    over all B*T positions, and the output layer's three products. The recurrent products are timed in
+    both layouts, one stream per row ((B, m) @ (m, G m), as the vanilla RNN computes) and one stream per
+    column ((G m, m) @ (m, B), as the gated cells do), and the faster counts: the rate a cell is measured
+    against is the best at its shapes."""
     rng = np.random.default_rng(0)
     W = rng.standard_normal((G * m, m)).astype(dtype)
     V = rng.standard_normal((K, m)).astype(dtype)
