@@ -174,6 +174,40 @@ def test_runs_trained_in_worker_processes_equal_runs_trained_here(corpus, monkey
     assert calls == []
 
 
+def test_a_longer_run_continues_the_shorter_one_to_the_same_bits(corpus, monkeypatch, tmp_path):
+    """A run that continues another of the same run_many (the same settings, more updates) starts from its
+    finished checkpoint, in a worker after it, and ends with the same bits and history as the same run
+    trained from its first update here."""
+    jobs = {"long": CFG.replace(n_updates=150), "short": CFG, "other": CFG.replace(seed=1)}
+    assert runs.starts(jobs) == {"long": "short"}
+    together = runs.run_many(jobs, corpus, workers=2)
+    monkeypatch.setenv("CHARRNN_RUNS", str(tmp_path / "alone"))
+    calls = counting_train(monkeypatch)
+    alone = runs.run("long", jobs["long"], corpus, progress=False)
+    assert calls[0].resume is None                                   # from its first update
+    for k in alone.params:
+        np.testing.assert_array_equal(together["long"].params[k], alone.params[k])
+        np.testing.assert_array_equal(together["long"].best_params[k], alone.best_params[k])
+    timing = {"elapsed": 0, "updates_per_second": 0, "config": {}}      # and the run directories in config
+    assert together["long"].to_json() | timing == alone.to_json() | timing
+    assert runs.TrainConfig.from_dict(together["long"].config).replace(checkpoint_dir=None, resume=None) == \
+        jobs["long"] == runs.TrainConfig.from_dict(alone.config).replace(checkpoint_dir=None, resume=None)
+    calls.clear()
+    runs.run_many({"short": CFG, "long": CFG.replace(n_updates=100)}, corpus, workers=1)   # here: short first,
+    assert [c.resume for c in calls] == [None, str(runs.run_dir("long"))]                 # then long from a copy
+    assert runs.load_history(runs.run_dir("long")).step == 100
+    assert runs.load_history(runs.run_dir("short")).step == 60                           # the short run untouched
+
+
+def test_a_run_continues_another_only_when_nothing_depends_on_its_length():
+    longer = CFG.replace(n_updates=120)
+    assert runs.continues(longer, CFG) and runs.continues(longer.replace(schedule="step"), CFG.replace(schedule="step"))
+    assert not runs.continues(CFG, longer) and not runs.continues(CFG, CFG)            # not longer
+    assert not runs.continues(longer.replace(eta=0.05), CFG)                             # another setting
+    for open_ended in (dict(schedule="cosine"), dict(time_budget=5.0), dict(epochs=3)):  # the length matters
+        assert not runs.continues(longer.replace(**open_ended), CFG.replace(**open_ended)), open_ended
+
+
 def test_extra_seeds_do_the_timed_runs_work(corpus):
     """same_work: the timed run's settings under the other seeds, for the updates it made, with no time budget;
     their seconds axis is the timed run's (plots.seconds_at)."""
@@ -223,12 +257,12 @@ def test_the_full_profile_is_the_assignment():
     assert list(jobs) == [f"assignment{k}" for k in ["", *others]] + [f"assignment-long{k}" for k in ["", *others]]
     assert len(jobs) >= 6 and {c.seed for c in jobs.values()} == {0, *s["assignment"]["spread_seeds"]}
     per_epoch = (1_100_000 - 26) // 25 + 1
-    for name, cfg in jobs.items():       # the passage's runs: the same run, for long_epochs epochs, no samples
+    for name, cfg in jobs.items():       # the passage's runs: the same run, trained on to long_epochs epochs
         if name.startswith("assignment-long"):
             short = jobs[name.replace("-long", "")]
-            assert cfg.n_updates == round(s["assignment"]["long_epochs"] * per_epoch) >= 10 * per_epoch
-            assert cfg.replace(n_updates=short.n_updates, sample_length=short.sample_length,
-                               log_every=short.log_every) == short
+            assert cfg.n_updates == round(s["assignment"]["long_epochs"] * per_epoch) >= 7 * per_epoch
+            assert cfg.replace(n_updates=short.n_updates) == short and runs.continues(cfg, short)
+    assert runs.starts(jobs) == {n: n.replace("-long", "") for n in jobs if n.startswith("assignment-long")}
 
 
 def test_an_unknown_profile_is_refused(monkeypatch):

@@ -10,7 +10,9 @@ trainer's checkpoints: last.npz, best.npz and history.json. `run(name, config)`
 A run's configuration comes from the report's settings (report.toml, see
 charrnn.report.settings) through the *_config functions below, so changing one run's
 settings retrains that run only. `run_many` trains several runs at once in
-worker processes, one BLAS thread each.
+worker processes, one BLAS thread each; a run that continues another of the
+same call (`continues`: the same settings, more updates) waits for it and
+starts from its finished checkpoint instead of from the beginning.
 
 Env CHARRNN_FORCE_BEFORE=<unix time>: runs finished before then are retrained,
 only those whose names match one of the shell patterns in env
@@ -28,11 +30,11 @@ import os
 import shutil
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from ..checkpoint import VERSION, load_checkpoint
-from ..config import PRESETS, TrainConfig
+from ..config import LENGTH, PRESETS, TrainConfig
 from ..corpus import Corpus, default_corpus_path
 from ..fileio import write_json_atomic
 from ..paths import repo_root, runs_dir
@@ -67,16 +69,15 @@ def assignment_config(s, n_chars: int, seed: int | None = None) -> TrainConfig:
 
 
 def assignment_runs(s, n_chars: int) -> dict:
-    """{run name: config} of the main assignment run and its spread seeds, then the same runs trained for
+    """{run name: config} of the main assignment run and its spread seeds, then the same runs trained on to
     long_epochs epochs (assignment-long, assignment-long-seedK), whose best model writes Part I's passage."""
     a = s["assignment"]
     suffixes = {a["seed"]: "", **{k: f"-seed{k}" for k in a["spread_seeds"] if k != a["seed"]}}
     configs = {seed: assignment_config(s, n_chars, seed) for seed in suffixes}
     long = max(a["updates"], round(a["long_epochs"] * updates_per_epoch(n_chars, a["seq_length"])))
     jobs = {f"assignment{x}": configs[k].replace(sample_length=0) if x else configs[k] for k, x in suffixes.items()}
-    jobs.update({f"assignment-long{x}": configs[k].replace(n_updates=long, sample_length=0, log_every=100)
-                 for k, x in suffixes.items()})
-    return jobs
+    jobs.update({f"assignment-long{x}": jobs[f"assignment{x}"].replace(n_updates=long) for x in suffixes.values()})
+    return jobs        # each long run continues its short one (see continues), which run_many trains first
 
 
 def experiment_config(s, **changes) -> TrainConfig:
@@ -88,6 +89,34 @@ def experiment_config(s, **changes) -> TrainConfig:
                        dtype=e["dtype"], sample_length=0, seed=a["seed"],
                        log_every=max(1, min(100, e["updates"] // 200)))
     return base.replace(**changes)
+
+
+def experiment_run(s, optimizer: str, eta: float, m: int, reset_prob: float, seed: int) -> tuple[str, TrainConfig]:
+    """(name, config) of one of notebook 06's comparison runs: exp-OPTIMIZER-mM[-resetP][-seedK], the seed
+    suffix on every seed but the assignment's."""
+    config = experiment_config(s, optimizer=optimizer, eta=eta, m=m, reset_prob=reset_prob)
+    name = f"exp-{optimizer}-m{m}" + (f"-reset{reset_prob:g}" if reset_prob else "")
+    return (name if seed == config.seed else f"{name}-seed{seed}"), config.replace(seed=seed)
+
+
+def experiment_runs(s) -> dict:
+    """{name: config} of every run notebook 06 compares, under each of its seeds: the optimisers at the
+    assignment's m, AdaGrad at each hidden size, and AdaGrad with each reset probability (a run where two
+    comparisons coincide is there once)."""
+    e, a = s["experiments"], s["assignment"]
+    specs = [*((o, eta, a["m"], 0.0) for o, eta in e["optimizers"]),
+             *(("adagrad", a["eta"], m, 0.0) for m in e["hidden_sizes"]),
+             *(("adagrad", a["eta"], a["m"], p) for p in e["reset_probs"])]
+    seeds = [a["seed"], *(k for k in e["spread_seeds"] if k != a["seed"])]
+    return dict(experiment_run(s, *spec, k) for spec in specs for k in seeds)
+
+
+def untimed_runs(s, n_chars: int) -> dict:
+    """{name: config} of every run of the report's parts that no timed run has to come before: the assignment's
+    runs and, with Part II, notebook 06's comparisons. Trained in one run_many, they keep both workers busy
+    to the end (the assignment's long runs alone would leave one idle)."""
+    jobs = assignment_runs(s, n_chars)
+    return {**jobs, **experiment_runs(s)} if "beyond" in s["parts"] else jobs
 
 
 def cell_config(s, cell: str) -> TrainConfig:
@@ -140,13 +169,18 @@ def load_corpus(corpus=None) -> Corpus:
     return Corpus.from_file(corpus if corpus is not None else corpus_path())
 
 
-def run(name: str, config: TrainConfig, corpus=None, force: bool = False, progress: bool = True) -> History:
+def run(name: str, config: TrainConfig, corpus=None, force: bool = False, progress: bool = True,
+        start: str | None = None, start_config: TrainConfig | None = None) -> History:
     """The History (with parameters and states) of run NAME trained with config on corpus.
 
     Reuses runs/NAME when it finished with the same config and corpus, resumes it when it stopped
     part-way, and trains from scratch when there is none. A run is deleted only when its settings or
     corpus differ (or force=True / `make report FORCE=...`); one that cannot be read is moved aside to
     runs/NAME.broken-<time>/ (and the move printed), never deleted.
+
+    start: the name of a run that this one continues (its settings start_config, see continues): when that
+    run has finished, a run trained afresh starts from copies of its checkpoints rather than from the first
+    update, to the same result.
     """
     corpus = load_corpus(corpus)
     d = run_dir(name)
@@ -161,37 +195,101 @@ def run(name: str, config: TrainConfig, corpus=None, force: bool = False, progre
         aside = _move_aside(d)
         print(f"run {name}: {ck}; moved it to {aside} and training it again", file=sys.stderr, flush=True)
     d.mkdir(parents=True, exist_ok=True)
-    cfg = config.replace(checkpoint_dir=str(d), resume=str(d) if state == "unfinished" else None)
-    if state == "unfinished":
+    if state != "unfinished" and start is not None and _copy_finished(start, start_config, d, corpus):
+        state = "unfinished"
+        print(f"run {name}: continuing run {start} from its last update", file=sys.stderr, flush=True)
+    elif state == "unfinished":
         print(f"resuming run {name} from {d / 'last.npz'}", file=sys.stderr, flush=True)
+    cfg = config.replace(checkpoint_dir=str(d), resume=str(d) if state == "unfinished" else None)
     history = train(corpus, cfg, progress=progress)
     write_json_atomic(d / "run.json", {"name": name, "finished_at": time.time()})
     return history
 
 
+def continues(config: TrainConfig, earlier: TrainConfig) -> bool:
+    """Whether a run of config is a run of earlier trained on: the same settings but more updates. Nothing of
+    the training may follow the run's length (a cosine schedule does, and a time budget or epochs leave it
+    open). Resuming is exact, so such a run can start from earlier's last checkpoint to the same result."""
+    mine, theirs = _key(config), _key(earlier)
+    length = set(TrainConfig.names(role=LENGTH))
+    open_ended = (config.epochs, earlier.epochs, config.time_budget, earlier.time_budget) != (None,) * 4
+    return (all(v == theirs.get(k) for k, v in mine.items() if k not in length) and config.schedule != "cosine"
+            and not open_ended and earlier.n_updates < config.n_updates)
+
+
+def starts(jobs: dict) -> dict:
+    """{name: the job it continues} for each of jobs ({name: config}) that continues another (the longest)."""
+    found = {}
+    for n, cfg in jobs.items():
+        earlier = [o for o, c in jobs.items() if continues(cfg, c)]
+        if earlier:
+            found[n] = max(earlier, key=lambda o: jobs[o].n_updates)
+    return found
+
+
+def _copy_finished(start: str, config: TrainConfig, d: Path, corpus: Corpus) -> bool:
+    """Copy run START's checkpoints into run directory d when it finished with config (and was not trained
+    before a forced rebuild); True when they were copied. Each file is written whole (a .tmp, then renamed)."""
+    src = run_dir(start)
+    if config is None or _forced(src, start) or _state(src, config, corpus)[0] != "finished":
+        return False
+    for f in ("best.npz", "last.npz"):                     # last.npz last: without it, d holds no run yet
+        if (src / f).exists():
+            shutil.copyfile(src / f, d / f"{f}.tmp")
+            os.replace(d / f"{f}.tmp", d / f)
+    return True
+
+
 def run_many(jobs: dict, corpus=None, workers: int = 2, force: bool = False) -> dict:
     """{name: History} of several runs ({name: config}), those that need training trained `workers` at a
-    time in separate processes (each with one BLAS thread), the others reused."""
+    time in separate processes (each with one BLAS thread), the others reused.
+
+    A run that continues another of jobs (starts) waits for it and starts where it finished. Runs start in
+    order of the longest work still behind them (their own updates and those of the runs continuing them),
+    so that the workers finish together."""
     corpus = load_corpus(corpus)
+    after = starts(jobs)
     todo = [n for n, cfg in jobs.items()
             if force or _forced(run_dir(n), n) or _state(run_dir(n), cfg, corpus)[0] != "finished"]
+    order = sorted(todo, key=lambda n: -_work_behind(n, jobs, after))
     if workers > 1 and len(todo) > 1:
         print(f"training {len(todo)} runs, {min(workers, len(todo))} at a time: {', '.join(todo)}", file=sys.stderr,
               flush=True)
         with _one_blas_thread(), ProcessPoolExecutor(min(workers, len(todo)),
                                                      mp_context=multiprocessing.get_context("spawn")) as pool:
-            # the longest first, so that two workers finish together
-            longest = sorted(todo, key=lambda n: -jobs[n].n_updates * jobs[n].seq_length * jobs[n].batch_size)
-            futures = {pool.submit(_run_quietly, n, jobs[n], corpus, force): n for n in longest}
-            for f in as_completed(futures):
-                f.result()                               # a failed run fails here, with its own error
-                print(f"  finished {futures[f]}", file=sys.stderr, flush=True)
-        force = False
-    return {n: run(n, cfg, corpus, force=force and n in todo, progress=False) for n, cfg in jobs.items()}
+            running = {}
+            while order or running:
+                for n in [n for n in order if after.get(n) not in order + list(running.values())]:
+                    if len(running) == workers:
+                        break
+                    order.remove(n)
+                    running[pool.submit(_run_in_worker, n, jobs, after, corpus, force)] = n
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for f in done:
+                    f.result()                           # a failed run fails here, with its own error
+                    print(f"  finished {running.pop(f)}", file=sys.stderr, flush=True)
+        return {n: run(n, cfg, corpus, progress=False) for n, cfg in jobs.items()}
+    trained = {n: _run_after(n, jobs, after, corpus, force) for n in order}   # here, each run after its start
+    return {n: trained[n] if n in trained else run(n, cfg, corpus, progress=False) for n, cfg in jobs.items()}
 
 
-def _run_quietly(name, config, corpus, force):
-    run(name, config, corpus, force=force, progress=False)
+def _work_behind(name: str, jobs: dict, after: dict) -> int:
+    """Characters run NAME trains past its start, plus the most that any chain of runs continuing it adds."""
+    own = _chars(jobs[name]) - (_chars(jobs[after[name]]) if name in after else 0)
+    return own + max((_work_behind(n, jobs, after) for n, s in after.items() if s == name), default=0)
+
+
+def _chars(config: TrainConfig) -> int:
+    return config.n_updates * config.seq_length * config.batch_size
+
+
+def _run_after(name, jobs, after, corpus, force) -> History:
+    start = after.get(name)
+    return run(name, jobs[name], corpus, force=force, progress=False, start=start, start_config=jobs.get(start))
+
+
+def _run_in_worker(name, jobs, after, corpus, force) -> None:
+    _run_after(name, jobs, after, corpus, force)                 # the History stays in the worker: it is on disk
 
 
 @contextlib.contextmanager
