@@ -197,6 +197,12 @@ def test_a_longer_run_continues_the_shorter_one_to_the_same_bits(corpus, monkeyp
     assert [c.resume for c in calls] == [None, str(runs.run_dir("long"))]                 # then long from a copy
     assert runs.load_history(runs.run_dir("long")).step == 100
     assert runs.load_history(runs.run_dir("short")).step == 60                           # the short run untouched
+    shutil.rmtree(runs.run_dir("long"))                  # a build killed after copying last.npz, before best.npz
+    runs.run_dir("long").mkdir()
+    shutil.copyfile(runs.run_dir("short") / "last.npz", runs.run_dir("long") / "last.npz")
+    again = runs.run_many({"short": CFG, "long": CFG.replace(n_updates=100)}, corpus, workers=1)["long"]
+    assert again.step == 100 and not list(runs.runs_dir().glob("*.broken-*"))           # replaced, not kept aside
+    assert (runs.run_dir("long") / "best.npz").exists()
 
 
 def test_a_run_continues_another_only_when_nothing_depends_on_its_length():

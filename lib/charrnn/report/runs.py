@@ -233,9 +233,9 @@ def _copy_finished(start: str, config: TrainConfig, d: Path, corpus: Corpus) -> 
     src = run_dir(start)
     if config is None or _forced(src, start) or _state(src, config, corpus)[0] != "finished":
         return False
-    for f in ("best.npz", "last.npz"):                     # last.npz last: without it, d holds no run yet
+    for f in ("last.npz", "best.npz"):     # killed in between, d holds START's last.npz: another run's, which the
         if (src / f).exists():
-            shutil.copyfile(src / f, d / f"{f}.tmp")
+            shutil.copyfile(src / f, d / f"{f}.tmp")            # next run() replaces (_state: "differs")
             os.replace(d / f"{f}.tmp", d / f)
     return True
 
