@@ -233,6 +233,27 @@ def test_extra_seeds_do_the_timed_runs_work(corpus):
     np.testing.assert_array_equal(together[1].params["W"], other.params["W"])
 
 
+def test_a_short_run_plots_its_recent_training_loss_beside_the_smooth_loss():
+    """The smooth loss (0.999 running average) of a run of 1,400 updates still carries a quarter of its first
+    loss; the figure then also draws a mean of the logged losses, which ends where the losses end."""
+    from charrnn.report import plots
+    from charrnn.trainer import History
+    steps = list(range(10, 1_410, 10))
+    loss = [64 * (1.3 + 3 * np.exp(-s / 100)) for s in steps]        # per sequence of 64, falling to 1.3 per char
+    smooth = [loss[0]]
+    for a, b in zip(steps, steps[1:]):
+        smooth.append(smooth[-1] * 0.999 ** (b - a) + (1 - 0.999 ** (b - a)) * loss[steps.index(b)])
+    h = History(config={"seq_length": 64, "log_every": 10}, vocab=[], steps=steps, loss=loss, smooth_loss=smooth,
+                val_steps=[500, 1_000, 1_400], val_loss=[1.5, 1.4, 1.35])
+    lines = plots.train_vs_val(h).axes[0].get_lines()
+    labels = [ln.get_label() for ln in lines]
+    assert len(lines) == 3 and "carries its start" in labels[0] and "mean of 4 logged updates" in labels[1]
+    assert lines[0].get_ydata()[-1] > 1.6 and lines[1].get_ydata()[-1] == pytest.approx(1.3, abs=0.01)
+    long = History(config={"seq_length": 64, "log_every": 10}, vocab=[], steps=[s * 10 for s in steps], loss=loss,
+                   smooth_loss=smooth, val_steps=[], val_loss=[])
+    assert len(plots.train_vs_val(long).axes[0].get_lines()) == 2                   # a long run: as before
+
+
 def test_cached_results_are_recomputed_when_the_key_changes(corpus):
     calls = []
     compute = lambda: calls.append(1) or {"x": len(calls)}   # noqa: E731

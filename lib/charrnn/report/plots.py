@@ -72,11 +72,19 @@ def smooth_loss(history, title: str | None = None, spread=()):
 
 def train_vs_val(history, title: str | None = None):
     """Training smooth loss and held-out loss, both in nats per character; the spike guard's events as
-    red ticks at the top."""
+    red ticks at the top. The smooth loss (0.999 s + 0.001 loss) forgets its start by a factor e every
+    1,000 updates, so in a run of fewer than 10,000 it still lies well above the losses of the moment: such a
+    run also shows the mean of its logged losses over windows of about a thirtieth of the run."""
     L = history.config["seq_length"]
     fig, ax = _figure()
+    short = bool(history.steps) and history.steps[-1] < 10_000
     ax.plot(history.steps, np.asarray(history.smooth_loss) / L, color="tab:blue", lw=1.2,
-            label="training (smooth loss / seq_length)")
+            label="training (smooth loss / seq_length" + (", which still carries its start)" if short else ")"))
+    if short and len(history.loss) >= 30:
+        k = len(history.loss) // 30
+        mean = np.convolve(np.asarray(history.loss) / L, np.ones(k) / k, "valid")
+        ax.plot(history.steps[k - 1:], mean, color="tab:green", lw=1.2,
+                label=f"training (loss / seq_length: mean of {k} logged updates, one in {history.config['log_every']})")
     ax.plot(history.val_steps, history.val_loss, "o-", color="tab:orange", ms=3, lw=1.2,
             label="validation (last 10% of the text)")
     _spike_ticks(ax, [e["step"] for e in history.spikes or ()])
