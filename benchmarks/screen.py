@@ -46,6 +46,8 @@ SETTINGS = {
     "gru2, batch_size 16": {"cell": "gru2", "m": 256, "batch_size": 16},
     "gru2, Adam beta2 0.99": {"cell": "gru2", "m": 256, "beta2": 0.99},
     "gru2, eta 1.5e-2": {"cell": "gru2", "m": 256, "eta": 1.5e-2},
+    "gru2, eta 7e-3": {"cell": "gru2", "m": 256, "eta": 7e-3},
+    "gru2, warmup 30": {"cell": "gru2", "m": 256, "warmup": 30},
 }
 
 
