@@ -252,6 +252,7 @@ def run_many(jobs: dict, corpus=None, workers: int = 2, force: bool = False) -> 
     todo = [n for n, cfg in jobs.items()
             if force or _forced(run_dir(n), n) or _state(run_dir(n), cfg, corpus)[0] != "finished"]
     order = sorted(todo, key=lambda n: -_work_behind(n, jobs, after))
+    trained = {}
     if workers > 1 and len(todo) > 1:
         print(f"training {len(todo)} runs, {min(workers, len(todo))} at a time: {', '.join(todo)}", file=sys.stderr,
               flush=True)
@@ -268,8 +269,8 @@ def run_many(jobs: dict, corpus=None, workers: int = 2, force: bool = False) -> 
                 for f in done:
                     f.result()                           # a failed run fails here, with its own error
                     print(f"  finished {running.pop(f)}", file=sys.stderr, flush=True)
-        return {n: run(n, cfg, corpus, progress=False) for n, cfg in jobs.items()}
-    trained = {n: _run_after(n, jobs, after, corpus, force) for n in order}   # here, each run after its start
+    else:
+        trained = {n: _run_after(n, jobs, after, corpus, force) for n in order}   # here, each run after its start
     return {n: trained[n] if n in trained else run(n, cfg, corpus, progress=False) for n, cfg in jobs.items()}
 
 
