@@ -48,6 +48,9 @@ SETTINGS = {
     "gru2, eta 1.5e-2": {"cell": "gru2", "m": 256, "eta": 1.5e-2},
     "gru2, eta 7e-3": {"cell": "gru2", "m": 256, "eta": 7e-3},
     "gru2, warmup 30": {"cell": "gru2", "m": 256, "warmup": 30},
+    "gru2, final_eta 0.01": {"cell": "gru2", "m": 256, "final_eta": 0.01},
+    "gru2, final_eta 0.2": {"cell": "gru2", "m": 256, "final_eta": 0.2},
+    "gru2, weight_decay 0.01": {"cell": "gru2", "m": 256, "weight_decay": 0.01},
 }
 
 
