@@ -51,6 +51,7 @@ SETTINGS = {
     "gru2, final_eta 0.01": {"cell": "gru2", "m": 256, "final_eta": 0.01},
     "gru2, final_eta 0.2": {"cell": "gru2", "m": 256, "final_eta": 0.2},
     "gru2, weight_decay 0.01": {"cell": "gru2", "m": 256, "weight_decay": 0.01},
+    "gru2, clip_norm 1": {"cell": "gru2", "m": 256, "clip_norm": 1.0},
 }
 
 
