@@ -111,6 +111,7 @@ CASES = [
      ["spike_guard", "> 1"]),
     ("spike eta = 0", lambda ws: train_args(ws, "corpus.txt", "--spike-guard", "2", "--spike-eta", "0"),
      lib_config(spike_guard=2.0, spike_eta=0.0), ["spike_eta", "(0, 1]"]),
+    ("ema = 1", lambda ws: train_args(ws, "corpus.txt", "--ema", "1"), lib_config(ema=1.0), ["ema", "(0, 1)"]),
     ("temperature < 0", lambda ws: ck_args(ws, "--temperature", "-0.5", "--length", "20"),
      lambda ws: lib_sample(ws, temperature=-0.5), ["temperature", ">= 0"]),
     ("top-p = 0", lambda ws: ck_args(ws, "--top-p", "0", "--length", "20"),
@@ -188,8 +189,9 @@ def test_bad_input(ws, name, argv, lib, words):
 def test_the_table_covers_the_issue():
     """The issue lists 20 kinds of bad input; the table has each (several in more than one form)
     plus four more: eta = nan, a run directory with no checkpoint, a text file given as a
-    checkpoint, resuming from best.npz; and the spike guard's two settings a user types."""
-    assert len(CASES) == 37 and len({c[0] for c in CASES}) == len(CASES)
+    checkpoint, resuming from best.npz; the spike guard's two settings a user types, and the parameters'
+    average's decay."""
+    assert len(CASES) == 38 and len({c[0] for c in CASES}) == len(CASES)
 
 
 def test_unwritable_output_is_refused_before_training(ws):

@@ -7,8 +7,8 @@ import pytest
 from charrnn import TrainConfig, Vocabulary, load_checkpoint, sample, train
 from charrnn.config import ConfigError
 from charrnn.corpus import Corpus, CorpusError
-from charrnn.models import get_cell, rnn
-from charrnn.trainer import streams, updates_per_epoch
+from charrnn.models import get_cell, mean_loss_per_char, rnn
+from charrnn.trainer import split, streams, updates_per_epoch
 
 
 def replay(text, config, updates):
@@ -154,6 +154,39 @@ def test_weight_decay_shrinks_the_weight_matrices_after_each_step(text_small):
         assert np.array_equal(decayed.params[k], plain.params[k])
     with pytest.raises(ConfigError, match="weight_decay must be >= 0"):
         base.replace(weight_decay=-0.1)
+
+
+def test_ema_averages_the_parameters_and_the_held_out_loss_reads_the_average(text_small, tmp_path):
+    """ema = d: E starts at the initial parameters, and after every step E = d E + (1 - d) theta. The held-out
+    loss is measured on E and the best held-out model is E; training itself is the same run as without it."""
+    base = TrainConfig(cell="gru", m=6, seq_length=7, batch_size=3, optimizer="adam", eta=0.05, sample_length=0,
+                       val_fraction=0.2, val_every=1, val_streams=2)
+    d, n = 0.7, 8
+    cell, corpus = get_cell("gru"), Corpus.from_text(text_small)
+    val_ids = split(corpus.ids, 0.2)[1]
+    E = cell.init_params(len(corpus.vocab), 6, base.sigma, seed=0)
+    averages = []
+    for k in range(1, n + 1):                                # theta after k steps: the same run stopped there
+        theta = train(text_small, base.replace(n_updates=k)).params
+        E = {name: d * E[name] + (1 - d) * theta[name] for name in E}
+        averages.append(E)
+    run = tmp_path / "run"
+    h = train(text_small, base.replace(n_updates=n, ema=d, checkpoint_dir=str(run)))
+    plain = train(text_small, base.replace(n_updates=n))
+    for name in h.params:
+        assert np.array_equal(h.params[name], plain.params[name])
+    assert h.loss == plain.loss and h.val_loss != plain.val_loss
+    expected = [mean_loss_per_char(cell, E, val_ids, streams=2) for E in averages]
+    np.testing.assert_allclose(h.val_loss, expected, rtol=1e-10)
+    best = averages[h.val_steps.index(h.best_val_step)]
+    stored = load_checkpoint(run / "last.npz").opt_state["E"]
+    np.testing.assert_allclose(stored, np.concatenate([averages[-1][k].ravel() for k in cell.param_shapes(
+        len(corpus.vocab), 6)]), rtol=1e-10, atol=1e-14)
+    for name in best:
+        np.testing.assert_allclose(h.best_val_params[name], best[name], rtol=1e-10, atol=1e-14)
+        assert np.array_equal(load_checkpoint(run / "best_val.npz").params[name], h.best_val_params[name])
+    with pytest.raises(ConfigError, match=r"ema .* must be in \(0, 1\)"):
+        base.replace(ema=0.0)
 
 
 def test_schedules():

@@ -202,16 +202,26 @@ def test_the_best_held_out_model_is_kept_with_its_state(text, tmp_path):
         train(text, CFG.replace(n_updates=5)).best_val_model()
 
 
-def test_a_resumed_run_keeps_its_best_held_out_model(text, tmp_path):
-    cfg = CFG.replace(n_updates=400, val_fraction=0.1, val_every=50, val_streams=4, checkpoint_every=100, eta=0.03)
-    whole = train(text, cfg)
+@pytest.mark.parametrize("more", [{}, {"ema": 0.95, "spike_guard": 2.0}], ids=["plain", "averaged-and-guarded"])
+def test_a_resumed_run_keeps_its_best_held_out_model(text, tmp_path, more):
+    """Also with the parameters' average (ema), which the held-out loss then reads: it resumes exactly, from
+    `last` and through the spike guard's copies, which carry it."""
+    cfg = CFG.replace(n_updates=400, val_fraction=0.1, val_every=50, val_streams=4, checkpoint_every=100, eta=0.03,
+                      **more)
+    whole = train(text, cfg.replace(checkpoint_dir=str(tmp_path / "whole")))
     d = tmp_path / "cut"
     train(text, cfg.replace(n_updates=300, checkpoint_dir=str(d)))
     resumed = train(text, cfg.replace(resume=str(d), checkpoint_dir=str(d)))
     assert (resumed.best_val_step, resumed.best_val_loss) == (whole.best_val_step, whole.best_val_loss)
+    assert resumed.val_loss == whole.val_loss
     for k in whole.params:
         assert np.array_equal(resumed.best_val_params[k], whole.best_val_params[k])
+        assert np.array_equal(resumed.params[k], whole.params[k])
     assert np.array_equal(resumed.best_val_state, whole.best_val_state)
+    a, b = load_checkpoint(d / "last.npz"), load_checkpoint(tmp_path / "whole" / "last.npz")
+    assert a.opt_state.keys() == b.opt_state.keys() == ({"M", "S", "E"} if more else {"M", "S"})
+    for k in a.opt_state:
+        assert np.array_equal(a.opt_state[k], b.opt_state[k]), k
 
 
 # --- a real process on a corrupted corpus ---

@@ -1,7 +1,8 @@
 """Self-describing checkpoints: arrays in one .npz, metadata as JSON inside it.
 
 A checkpoint file holds the arrays `param/<name>` (the cell's parameters),
-`best/<name>`, `opt/<state>`, the model state the run carries, `state` (B, S),
+`best/<name>`, `opt/<state>` (with `opt/E`, the parameters' average, when the
+run keeps one: config.ema), the model state the run carries, `state` (B, S),
 with `state_input` (B,), the character ids each stream reads next, the best
 parameters' state `best_state`/`best_state_input`, in a run with held-out text
 the parameters with the lowest held-out loss `bestval/<name>` and their state
@@ -12,8 +13,9 @@ vocabulary, step, position, smooth loss, best so far, RNG states, the guard's
 state and the training history. A `best.npz` holds the best parameters and,
 as its `state`, the state they were trained in: the hidden state and input
 character of the update that gave the lowest smooth loss; `best_val.npz`
-likewise the parameters with the lowest held-out loss (kind "best_val"), with
-the state the run had reached when it was measured. No pickle anywhere. Files
+likewise the parameters with the lowest held-out loss (kind "best_val"; the
+average, when the run keeps one), with the state the run had reached when it
+was measured. No pickle anywhere. Files
 are written to a temporary name in the same directory, flushed, then renamed
 over the old one, so a crash never leaves a half-written checkpoint behind.
 
@@ -33,7 +35,7 @@ import numpy as np
 from .fileio import write_atomic
 from .config import ConfigError, TrainConfig
 from .models import get_cell
-from .optim import STATE_KEYS
+from .optim import state_keys
 from .sampling import Model
 from .vocab import Vocabulary
 
@@ -225,7 +227,7 @@ def _from_parts(meta, arrays, p: Path) -> Checkpoint:
     best_val = group("bestval", False)
     n = sum(a.size for a in params.values())
     opt = {}
-    for k in STATE_KEYS[config.optimizer]:
+    for k in state_keys(config.optimizer, config.ema):
         a = arrays.get(f"opt/{k}")
         if a is not None:
             if a.shape != (n,):
@@ -253,7 +255,7 @@ def _from_parts(meta, arrays, p: Path) -> Checkpoint:
     guard_arrays = {k[len("guard/"):]: a for k, a in arrays.items() if k.startswith("guard/")}
     if config.spike_guard is not None and meta.get("kind", "last") == "last":   # training state: complete
         copies = guard.get("copies") if isinstance(guard, dict) else None
-        if not isinstance(copies, list) or len(guard_arrays) != len(copies) * (1 + len(STATE_KEYS[config.optimizer])):
+        if not isinstance(copies, list) or len(guard_arrays) != len(copies) * (1 + len(state_keys(config.optimizer, config.ema))):
             raise CheckpointError(f"checkpoint {p}: the spike guard is on but its state is missing or incomplete")
     for k, a in guard_arrays.items():
         if a.shape != (n,) or a.dtype.kind != "f" or not np.all(np.isfinite(a)):

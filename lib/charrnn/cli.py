@@ -68,6 +68,8 @@ TRAIN_OPTIONS = (
                                 "with this probability (default 0)"),
     ("optimisation", "weight_decay", float, "shrink the weight matrices by eta * this after each step, as AdamW "
                                             "(default 0)"),
+    ("optimisation", "ema", float, "average the parameters with this decay (E = ema E + (1 - ema) theta each "
+                                   "step) and measure the held-out loss on the average (default: off)"),
     ("optimisation", "reset_prob", float, "reset each stream's state to zeros with this probability per update "
                                           "(default 0: only at a new epoch, the assignment's)"),
     ("optimisation", "spike_guard", float, "the spike guard: refuse an update whose loss exceeds this many times "

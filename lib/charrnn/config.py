@@ -74,6 +74,10 @@ class TrainConfig:
     # after each step the weight matrices (U, W, V, ...) are multiplied by 1 - eta * this (decoupled, as AdamW;
     # biases are not decayed); 0: none
     weight_decay: float = _setting(0.0, OPTIMISATION)
+    # keep an exponential moving average of the parameters, E = ema * E + (1 - ema) * theta after every step
+    # (from the initial parameters); the held-out loss is then measured on E, and the best held-out model
+    # (best_val.npz) is E. The training loss, `best` and `last`'s parameters stay the trained ones. None: off
+    ema: float | None = _setting(None, OPTIMISATION)
     # per update and stream, reset the carried state to zeros with this probability (0: only at a new epoch, the
     # assignment's)
     reset_prob: float = _setting(0.0, OPTIMISATION)
@@ -146,6 +150,8 @@ class TrainConfig:
              "dropout needs batch_size > 1 or a gated cell (the assignment's single-stream loop has none)")
         need(_finite(self.weight_decay) and self.weight_decay >= 0,
              f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        need(self.ema is None or (_finite(self.ema) and 0 < self.ema < 1),
+             f"ema (the parameters' average's decay) must be in (0, 1), got {self.ema!r}")
         need(_finite(self.final_eta) and 0 <= self.final_eta <= 1, f"final_eta must be in [0, 1], got {self.final_eta!r}")
         need(_finite(self.decay_rate) and 0 < self.decay_rate <= 1,
              f"decay_rate must be in (0, 1], got {self.decay_rate!r}")

@@ -7,12 +7,21 @@ of parameter arrays, and writing into scratch instead of allocating avoids
 fresh large arrays (page faults) every update. State is a dict of flat arrays.
 
 Every optimiser first clips g element-wise to [-clip, clip], in place.
+
+An exponential moving average of the parameters (TrainConfig.ema) is kept with the optimiser's arrays,
+under the key "E", so the checkpoints and the spike guard's copies carry it as they carry Adam's moments.
 """
 from __future__ import annotations
 
 import numpy as np
 
 STATE_KEYS = {"adagrad": ("G",), "rmsprop": ("G",), "adam": ("M", "S")}
+EMA_KEY = "E"
+
+
+def state_keys(optimizer: str, ema: float | None = None) -> tuple[str, ...]:
+    """The names of a run's flat state arrays: its optimiser's, and "E" when it averages the parameters."""
+    return STATE_KEYS[optimizer] + ((EMA_KEY,) if ema else ())
 
 
 def init_state(optimizer: str, n: int, dtype=np.float64) -> dict[str, np.ndarray]:
@@ -71,6 +80,13 @@ def adam_step(g, state, work, eta, eps, clip, beta1, beta2, t, **_):
     work += eps
     np.divide(M, work, work)
     work *= eta * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+
+
+def ema_step_(E, theta, decay, work) -> None:
+    """E = decay E + (1 - decay) theta, in place, as E += (1 - decay) (theta - E); work (n,) is scratch."""
+    np.subtract(theta, E, work)
+    work *= 1 - decay
+    E += work
 
 
 STEPS = {"adagrad": adagrad_step, "rmsprop": rmsprop_step, "adam": adam_step}

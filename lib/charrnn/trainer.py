@@ -22,7 +22,8 @@ per character instead, which divides the gradient by T; the loss, smooth loss
 and best smooth loss that the History records stay in the unit above (nats
 per sequence of T characters) with either objective, so every run's figures
 read alike (divide by seq_length for nats per character).
-Beyond the assignment: clip_norm, a learning-rate schedule, and reset_prob,
+Beyond the assignment: clip_norm, a learning-rate schedule, ema (an average of the parameters that the
+held-out loss is measured on), and reset_prob,
 which resets a stream's state to zeros at random so the model also learns to
 start from zeros.
 
@@ -46,7 +47,7 @@ from .fileio import check_writable_dir, remove_stale_temporaries, write_json_ato
 from .guard import Guard
 from .models import char_losses, get_cell, mean_loss_per_char, zero_state
 from .models import output as output_layer
-from .optim import STATE_KEYS, STEPS, init_state
+from .optim import EMA_KEY, STEPS, ema_step_, init_state, state_keys
 from .sampling import Model, sample
 from .vocab import Vocabulary
 
@@ -162,7 +163,7 @@ class TrainState:
         guard = Guard.from_config(ck.config)
         if guard is not None:
             n = sum(v.size for v in ck.params.values())
-            guard.restore(ck.guard, ck.guard_arrays, n, STATE_KEYS[ck.config.optimizer], dtype)
+            guard.restore(ck.guard, ck.guard_arrays, n, state_keys(ck.config.optimizer, ck.config.ema), dtype)
         return cls(state=ck.state.astype(dtype), rng=rng, reset_rng=reset_rng, step=ck.step,
                    position=ck.position, epoch=ck.epoch, smooth_loss=ck.smooth_loss,
                    best_smooth_loss=math.inf if ck.best_smooth_loss is None else ck.best_smooth_loss,
@@ -355,11 +356,13 @@ class _Trainer:
         self.target = config.n_updates if config.epochs is None else \
             config.epochs * updates_per_epoch(pieces.shape[1], T)
         self.opt_state = init_state(config.optimizer, self.flat.theta.size, dtype)
+        if config.ema:
+            self.opt_state[EMA_KEY] = np.empty_like(self.flat.theta)   # the parameters' average, from theta_0
         self.history = History(config=config.to_dict(), vocab=self.vocab.to_json(), corpus_sha256=corpus.sha256)
         if config.resume:
             ck = _checked_resume(config, corpus)
             self.flat.load(ck.params, ck.best_params)
-            for k in STATE_KEYS[config.optimizer]:
+            for k in state_keys(config.optimizer, config.ema):
                 self.opt_state[k][...] = ck.opt_state[k]
             self.s = TrainState.from_checkpoint(ck, dtype)
             saved = {k: v for k, v in ck.history.items() if k in History.JSON_FIELDS}
@@ -367,6 +370,8 @@ class _Trainer:
         else:
             self.flat.load(cell.init_params(K, m, config.sigma, seed=config.seed, dtype=dtype) if params is None
                            else _checked_params(params, cell.param_shapes(K, m)))
+            if config.ema:
+                self.opt_state[EMA_KEY][...] = self.flat.theta
             self.s = TrainState.fresh(config, zero_state(cell, B, m, dtype))
         self.guard = self.s.guard
         if self.guard is not None:
@@ -477,6 +482,8 @@ class _Trainer:
             for v in flat.params.values():
                 if v.ndim == 2:
                     v *= 1.0 - hyper["eta"] * config.weight_decay
+        if config.ema:
+            ema_step_(self.opt_state[EMA_KEY], flat.theta, config.ema, self.work)
         if guard is not None:
             guard.accept(loss, norm)
             guard.keep(s.step + 1, flat.theta, self.opt_state)
@@ -558,7 +565,8 @@ class _Trainer:
 
     def _validate(self):
         t0 = time.perf_counter()
-        v = mean_loss_per_char(self.cell, self.flat.params, self.val_ids, streams=self.config.val_streams)
+        params = self.flat.views(self.opt_state[EMA_KEY]) if self.config.ema else self.flat.params
+        v = mean_loss_per_char(self.cell, params, self.val_ids, streams=self.config.val_streams)
         self.validating += time.perf_counter() - t0
         s, history = self.s, self.history
         history.val_steps.append(s.step)
@@ -566,7 +574,8 @@ class _Trainer:
         history.val_seconds.append(round(self.elapsed(), 3))
         if v < s.best_val_loss:                          # the best held-out model so far, kept with its state
             s.best_val_loss, s.best_val_step = v, s.step
-            s.best_val_params, s.best_val_state, s.best_val_input = self.flat.copy(), s.state, self._state_input()
+            s.best_val_params = {k: a.copy() for k, a in params.items()}
+            s.best_val_state, s.best_val_input = s.state, self._state_input()
             self._save_best_val()
         train_loss = None if s.smooth_loss is None else s.smooth_loss / self.config.seq_length
         self.emit({"event": "val", "step": s.step, "val_loss": v, "train_loss": train_loss})
@@ -666,7 +675,7 @@ def _checked_resume(config: TrainConfig, corpus: Corpus) -> Checkpoint:
     for k in TrainConfig.names(on_resume="fixed"):
         if mine[k] != theirs[k]:
             raise ConfigError(f"cannot resume from {ck.path}: {k}={mine[k]!r} differs from the checkpoint's {theirs[k]!r}")
-    missing = [k for k in STATE_KEYS[config.optimizer] if k not in ck.opt_state]
+    missing = [k for k in state_keys(config.optimizer, config.ema) if k not in ck.opt_state]
     if missing or ck.state is None or ck.rng_state is None:
         raise CheckpointError(f"cannot resume from {ck.path}: it is a `{ck.kind}` checkpoint without training state; "
                               f"resume from last.npz")
