@@ -52,6 +52,8 @@ SETTINGS = {
     "gru2, final_eta 0.2": {"cell": "gru2", "m": 256, "final_eta": 0.2},
     "gru2, weight_decay 0.01": {"cell": "gru2", "m": 256, "weight_decay": 0.01},
     "gru2, clip_norm 1": {"cell": "gru2", "m": 256, "clip_norm": 1.0},
+    "gru2, ema 0.99": {"cell": "gru2", "m": 256, "ema": 0.99},
+    "gru2, ema 0.98": {"cell": "gru2", "m": 256, "ema": 0.98},
 }
 
 
