@@ -255,7 +255,8 @@ def _from_parts(meta, arrays, p: Path) -> Checkpoint:
     guard_arrays = {k[len("guard/"):]: a for k, a in arrays.items() if k.startswith("guard/")}
     if config.spike_guard is not None and meta.get("kind", "last") == "last":   # training state: complete
         copies = guard.get("copies") if isinstance(guard, dict) else None
-        if not isinstance(copies, list) or len(guard_arrays) != len(copies) * (1 + len(state_keys(config.optimizer, config.ema))):
+        per_copy = 1 + len(state_keys(config.optimizer, config.ema))          # theta and each state array
+        if not isinstance(copies, list) or len(guard_arrays) != len(copies) * per_copy:
             raise CheckpointError(f"checkpoint {p}: the spike guard is on but its state is missing or incomplete")
     for k, a in guard_arrays.items():
         if a.shape != (n,) or a.dtype.kind != "f" or not np.all(np.isfinite(a)):

@@ -24,9 +24,10 @@ def state_keys(optimizer: str, ema: float | None = None) -> tuple[str, ...]:
     return STATE_KEYS[optimizer] + ((EMA_KEY,) if ema else ())
 
 
-def init_state(optimizer: str, n: int, dtype=np.float64) -> dict[str, np.ndarray]:
-    """Zeroed optimiser state for n parameters: {name: (n,)}."""
-    return {k: np.zeros(n, dtype=dtype) for k in STATE_KEYS[optimizer]}
+def init_state(optimizer: str, n: int, dtype=np.float64, ema: float | None = None) -> dict[str, np.ndarray]:
+    """Zeroed state for n parameters, {name: (n,)}: the optimiser's arrays, and "E" with ema (the caller
+    starts it at the initial parameters)."""
+    return {k: np.zeros(n, dtype=dtype) for k in state_keys(optimizer, ema)}
 
 
 def clip_and_square_(g, clip, work) -> None:

@@ -355,9 +355,7 @@ class _Trainer:
         self.flat = _Flat(cell.param_shapes(K, m), dtype)
         self.target = config.n_updates if config.epochs is None else \
             config.epochs * updates_per_epoch(pieces.shape[1], T)
-        self.opt_state = init_state(config.optimizer, self.flat.theta.size, dtype)
-        if config.ema:
-            self.opt_state[EMA_KEY] = np.empty_like(self.flat.theta)   # the parameters' average, from theta_0
+        self.opt_state = init_state(config.optimizer, self.flat.theta.size, dtype, config.ema)
         self.history = History(config=config.to_dict(), vocab=self.vocab.to_json(), corpus_sha256=corpus.sha256)
         if config.resume:
             ck = _checked_resume(config, corpus)
@@ -371,7 +369,7 @@ class _Trainer:
             self.flat.load(cell.init_params(K, m, config.sigma, seed=config.seed, dtype=dtype) if params is None
                            else _checked_params(params, cell.param_shapes(K, m)))
             if config.ema:
-                self.opt_state[EMA_KEY][...] = self.flat.theta
+                self.opt_state[EMA_KEY][...] = self.flat.theta   # the parameters' average starts at theta_0
             self.s = TrainState.fresh(config, zero_state(cell, B, m, dtype))
         self.guard = self.s.guard
         if self.guard is not None:
@@ -565,8 +563,8 @@ class _Trainer:
 
     def _validate(self):
         t0 = time.perf_counter()
-        params = self.flat.views(self.opt_state[EMA_KEY]) if self.config.ema else self.flat.params
-        v = mean_loss_per_char(self.cell, params, self.val_ids, streams=self.config.val_streams)
+        measured = self.opt_state[EMA_KEY] if self.config.ema else self.flat.theta   # the average, or theta
+        v = mean_loss_per_char(self.cell, self.flat.views(measured), self.val_ids, streams=self.config.val_streams)
         self.validating += time.perf_counter() - t0
         s, history = self.s, self.history
         history.val_steps.append(s.step)
@@ -574,7 +572,7 @@ class _Trainer:
         history.val_seconds.append(round(self.elapsed(), 3))
         if v < s.best_val_loss:                          # the best held-out model so far, kept with its state
             s.best_val_loss, s.best_val_step = v, s.step
-            s.best_val_params = {k: a.copy() for k, a in params.items()}
+            s.best_val_params = self.flat.copy(measured)
             s.best_val_state, s.best_val_input = s.state, self._state_input()
             self._save_best_val()
         train_loss = None if s.smooth_loss is None else s.smooth_loss / self.config.seq_length
