@@ -7,7 +7,7 @@ import pytest
 from charrnn import TrainConfig, Vocabulary, load_checkpoint, sample, train
 from charrnn.config import ConfigError
 from charrnn.corpus import Corpus, CorpusError
-from charrnn.models import get_cell, mean_loss_per_char, rnn
+from charrnn.models import get_cell, initial_params, mean_loss_per_char, rnn
 from charrnn.trainer import split, streams, updates_per_epoch
 
 
@@ -188,6 +188,22 @@ def test_ema_averages_the_parameters_and_the_held_out_loss_reads_the_average(tex
     with pytest.raises(ConfigError, match=r"ema .* must be in \(0, 1\)"):
         base.replace(ema=0.0)
 
+
+def test_init_orthogonal_starts_the_run_from_initial_params(text_small, tmp_path):
+    """init = "orthogonal": the run is the one given initial_params' orthogonal weights, and its checkpoint
+    says so (a resume or the report's runs read the setting back); a value outside the choices is refused."""
+    base = TrainConfig(cell="gru2", m=6, seq_length=7, batch_size=3, optimizer="adam", eta=0.05, sample_length=0,
+                       n_updates=5, seed=3)
+    corpus = Corpus.from_text(text_small)
+    start = initial_params(get_cell("gru2"), len(corpus.vocab), 6, base.sigma, 3, np.float64, "orthogonal")
+    h = train(corpus, base.replace(init="orthogonal", checkpoint_dir=str(tmp_path / "run")))
+    given = train(corpus, base, params=start)
+    plain = train(corpus, base)
+    assert h.loss == given.loss and h.loss != plain.loss
+    assert all(np.array_equal(h.params[k], given.params[k]) for k in h.params)
+    assert load_checkpoint(tmp_path / "run" / "last.npz").config.init == "orthogonal"
+    with pytest.raises(ConfigError, match="init must be one of normal, orthogonal, got 'uniform'"):
+        base.replace(init="uniform")
 
 def test_schedules():
     c = TrainConfig(schedule="cosine", final_eta=0.1, eta=1.0, warmup=4)

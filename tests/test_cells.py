@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charrnn.gradcheck import numerical_grads, relative_errors
-from charrnn.models import char_losses, get_cell, mean_loss_per_char, reference, rnn
+from charrnn.models import char_losses, get_cell, initial_params, mean_loss_per_char, reference, rnn
 
 CELLS = ("rnn", "gru", "lstm", "gru2")
 
@@ -261,6 +261,32 @@ def test_init_params(name, dtype):
     assert all(np.array_equal(p[k], again[k]) for k in p)
     assert not np.array_equal(p["W"], other["W"])
 
+
+
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_orthogonal_init_makes_each_recurrent_gate_block_orthogonal_and_keeps_the_other_weights(name, dtype):
+    K, m = 40, 24
+    cell = get_cell(name)
+    gates = {"rnn": 1, "gru": 3, "lstm": 4, "gru2": 3}[name]
+    assert cell.RECURRENT == (("W", "W2") if name == "gru2" else ("W",))
+    p = initial_params(cell, K, m, 0.02, 0, dtype, "orthogonal")
+    normal = cell.init_params(K, m, sigma=0.02, seed=0, dtype=dtype)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for k in cell.RECURRENT:
+        assert p[k].shape == (gates * m, m) and p[k].dtype == dtype
+        blocks = [p[k][g * m:(g + 1) * m].astype(np.float64) for g in range(gates)]
+        for Q in blocks:
+            assert np.abs(Q.T @ Q - np.eye(m)).max() < tol and np.abs(Q @ Q.T - np.eye(m)).max() < tol
+        assert all(not np.allclose(a, b) for i, a in enumerate(blocks) for b in blocks[i + 1:])   # a block per gate
+        assert not np.allclose(p[k], normal[k])
+    assert all(np.array_equal(p[k], normal[k]) for k in p if k not in cell.RECURRENT)   # the rest: seed 0's normal
+    again, other = (initial_params(cell, K, m, 0.02, s, dtype, "orthogonal") for s in (0, 1))
+    assert all(np.array_equal(p[k], again[k]) for k in p) and not np.allclose(p["W"], other["W"])
+    plain = initial_params(cell, K, m, 0.02, 0, dtype)       # "normal", the default: init_params itself
+    assert all(np.array_equal(plain[k], normal[k]) for k in p)
+    with pytest.raises(ValueError, match="init must be one of normal, orthogonal"):
+        initial_params(cell, K, m, 0.02, 0, dtype, "uniform")
 
 # --- 7. the registry's helpers work for every cell -----------------------------------------------
 

@@ -90,6 +90,12 @@ def test_negative_seed_is_one_line(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "seed must be an integer >= 0, got -1" in r.stderr
 
 
+def test_an_unknown_init_is_one_line(tmp_path, corpus_file):
+    r = cli("train", "--corpus", corpus_file, "--init", "uniform", "--out", tmp_path / "run", check=False)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--init: invalid choice: 'uniform'" in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_divergence_before_any_checkpoint_leaves_nothing(tmp_path, corpus_file):
     r = cli("train", "--corpus", corpus_file, "--eta", "1e4", "--updates", 50, "--out", tmp_path / "gone",
             "--quiet", check=False)
@@ -120,10 +126,12 @@ def test_train_and_sample_a_gated_cell_with_batches(tmp_path, corpus_file):
     run = tmp_path / "lstm"
     r = cli("train", "--corpus", corpus_file, "--cell", "lstm", "--batch-size", 4, "--seq-length", 16, "--m", 12,
             "--optimizer", "adam", "--eta", 0.01, "--objective", "mean", "--clip-norm", 1.0, "--schedule", "cosine",
-            "--updates", 40, "--val-fraction", 0.1, "--val-every", 20, "--val-streams", 4, "--out", run)
+            "--updates", 40, "--val-fraction", 0.1, "--val-every", 20, "--val-streams", 4, "--init", "orthogonal",
+            "--out", run)
     assert "cell             'lstm'" in r.stderr and "held-out loss" in r.stderr
     ck = load_checkpoint(run)
     assert ck.cell == "lstm" and ck.config.batch_size == 4 and ck.state.shape == (4, 24)
+    assert ck.config.init == "orthogonal"
     a = cli("sample", "--checkpoint", run, "--best", "--length", 50, "--seed", 1).stdout
     assert len(a) == 51 and a == ck.best_model().sample(50, seed=1) + "\n"
     r = cli("train", "--resume", run, "--updates", 60, "--cell", "gru", check=False)

@@ -181,7 +181,8 @@ def test_a_resume_refuses_every_fixed_setting_changed_and_takes_every_free_one(t
     base = TrainConfig(n_updates=20, m=8, seq_length=10, checkpoint_dir=str(tmp_path / "r"), checkpoint_every=10,
                        sample_every=10, sample_length=5, log_every=5)
     train(text_small, base)
-    for field, value in [("m", 9), ("eta", 0.05), ("seed", 1), ("sigma", 0.02), ("clip", 4.0), ("ema", 0.9)]:
+    for field, value in [("m", 9), ("eta", 0.05), ("seed", 1), ("sigma", 0.02), ("clip", 4.0), ("ema", 0.9),
+                         ("init", "orthogonal")]:
         with pytest.raises(ConfigError, match=field):
             train(text_small, base.replace(resume=str(tmp_path / "r"), n_updates=30, **{field: value}))
     h = train(text_small, base.replace(resume=str(tmp_path / "r"), n_updates=30, log_every=3, sample_every=7,

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from .checkpoint import load_checkpoint
-from .config import CELLS, DTYPES, OBJECTIVES, OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
+from .config import CELLS, DTYPES, INITS, OBJECTIVES, OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
 from .corpus import Corpus, default_corpus_path, describe_line_endings
 from .paths import runs_dir
 
@@ -49,6 +49,8 @@ TRAIN_OPTIONS = (
     ("model", "cell", CELLS, f"cell: the assignment's vanilla rnn, gru, lstm or gru2 (two stacked GRU layers; default {_D.cell})"),
     ("model", "m", _int, f"hidden units (default {_D.m})"),
     ("model", "sigma", float, f"initial weight std (default {_D.sigma})"),
+    ("model", "init", INITS, "initial weights: normal (N(0, sigma^2), the assignment's) or orthogonal (the "
+                             "recurrent matrices' gate blocks orthogonal; default normal)"),
     ("model", "dtype", DTYPES, f"float type (default {_D.dtype})"),
     ("data", "seq_length", _int, f"characters per stream per update, T (default {_D.seq_length})"),
     ("data", "batch_size", _int, f"parallel streams B, each a contiguous piece of the text (default {_D.batch_size})"),

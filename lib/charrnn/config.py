@@ -10,6 +10,7 @@ DTYPES = ("float64", "float32")
 CELLS = ("rnn", "gru", "lstm", "gru2")   # the registry's names (charrnn.models.CELLS)
 OBJECTIVES = ("sum", "mean")
 SCHEDULES = ("constant", "cosine", "step")
+INITS = ("normal", "orthogonal")    # the initial weights (charrnn.models.initial_params)
 
 
 class ConfigError(ValueError):
@@ -37,6 +38,9 @@ class TrainConfig:
     m: int = _setting(100, MODEL)  # hidden units
     # std of the initial weights (biases start at zero; an LSTM's forget gate at 1)
     sigma: float = _setting(0.01, MODEL)
+    # "normal": every weight N(0, sigma^2) (the assignment's); "orthogonal": the recurrent matrices' (W, and W2 of
+    # gru2) gate blocks (m, m) random orthogonal, the other weights N(0, sigma^2)
+    init: str = _setting("normal", MODEL)
     dtype: str = _setting("float64", MODEL)  # "float64" (exact) or "float32" (faster, for long runs)
     # --- data ---
     seq_length: int = _setting(25, DATA)  # T: characters per stream per update (truncated BPTT length)
@@ -135,6 +139,7 @@ class TrainConfig:
         need(_finite(self.spike_norm) and self.spike_norm > 1,
              f"spike_norm must be > 1 (a multiple of the recent gradient norm), got {self.spike_norm!r}")
         need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        need(self.init in INITS, f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         need(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         need(self.cell in CELLS, f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
         need(self.objective in OBJECTIVES, f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")

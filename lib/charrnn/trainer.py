@@ -45,7 +45,7 @@ from .config import ConfigError, TrainConfig
 from .corpus import Corpus, CorpusError
 from .fileio import check_writable_dir, remove_stale_temporaries, write_json_atomic
 from .guard import Guard
-from .models import char_losses, get_cell, mean_loss_per_char, zero_state
+from .models import char_losses, get_cell, initial_params, mean_loss_per_char, zero_state
 from .models import output as output_layer
 from .optim import EMA_KEY, STEPS, ema_step_, init_state, state_keys
 from .sampling import Model, sample
@@ -280,7 +280,7 @@ def train(text, config: TrainConfig = TrainConfig(), params=None, *, progress: b
     """Train on text (a str or a Corpus) and return the History.
 
     params: initial parameters (a dict shaped like the cell's init_params), or None for
-    init_params(K, config.m, config.sigma, seed=config.seed).
+    initial_params(cell, K, config.m, config.sigma, config.seed, config.dtype, config.init).
     progress: show a tqdm progress bar with smooth loss and updates/s.
     callback: called with a dict for every event: {"event": "sample" | "log" | "val" | "checkpoint", ...}.
     Raises TrainingDiverged when the loss turns non-finite or explodes (the last good checkpoint is
@@ -366,7 +366,7 @@ class _Trainer:
             saved = {k: v for k, v in ck.history.items() if k in History.JSON_FIELDS}
             self.history = History.from_json({**saved, "config": config.to_dict(), "corpus_sha256": corpus.sha256})
         else:
-            self.flat.load(cell.init_params(K, m, config.sigma, seed=config.seed, dtype=dtype) if params is None
+            self.flat.load(initial_params(cell, K, m, config.sigma, config.seed, dtype, config.init) if params is None
                            else _checked_params(params, cell.param_shapes(K, m)))
             if config.ema:
                 self.opt_state[EMA_KEY][...] = self.flat.theta   # the parameters' average starts at theta_0

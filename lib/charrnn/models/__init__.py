@@ -5,6 +5,7 @@ Every cell module offers the same small interface over a params dict:
     PARAM_NAMES                      parameter names, in the order of the flat vector
     param_shapes(K, m)               {name: shape}
     init_params(K, m, sigma, seed, dtype)
+    RECURRENT                        the matrices that multiply a layer's own state (initial_params' orthogonal blocks)
     state_size(m)                    S, the entries of one stream's state; h is always state[..., :m]
     workspace(B, T, K, m, dtype)     buffers for forward_batch/backward_batch, made once per run
     forward_batch(params, X, Y, S0, ws) -> (loss summed over B*T positions, cache)
@@ -23,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import gru, gru2, lstm, rnn
+from ..config import INITS
+from .common import orthogonal_blocks
 
 CELLS = {"rnn": rnn, "gru": gru, "lstm": lstm, "gru2": gru2}
 
@@ -33,6 +36,15 @@ def get_cell(name: str):
         return CELLS[name]
     except (KeyError, TypeError):
         raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {name!r}") from None
+
+
+def initial_params(cell, K: int, m: int, sigma: float, seed, dtype=np.float64, init: str = "normal") -> dict:
+    """A run's initial parameters: cell.init_params (weights N(0, sigma^2), the assignment's), and with
+    init="orthogonal" every gate block of the cell's RECURRENT matrices random orthogonal instead."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+    params = cell.init_params(K, m, sigma, seed=seed, dtype=dtype)
+    return orthogonal_blocks(params, cell.RECURRENT, seed, dtype) if init == "orthogonal" else params
 
 
 def sizes(params) -> tuple[int, int]:

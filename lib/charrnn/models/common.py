@@ -15,6 +15,23 @@ def normal_init(shapes: dict, sigma: float, seed, dtype) -> dict:
             (sigma * rng.standard_normal(shape)).astype(dtype) for name, shape in shapes.items()}
 
 
+def orthogonal_blocks(params: dict, names, seed, dtype) -> dict:
+    """params with each (m, m) block of the matrices named (each (g*m, m): one block per gate) replaced by a
+    random orthogonal matrix, in place; returns params. The blocks are drawn from np.random.default_rng([seed, 1])
+    (so the other weights stay those of normal_init under the same seed): Q of the QR factorisation of an
+    (m, m) standard normal matrix, its columns' signs set by R's diagonal so that Q is uniform over the
+    orthogonal matrices. Every singular value of a block is then 1, where those of a N(0, sigma^2) block
+    spread from 0 to about 2 sigma sqrt(m)."""
+    rng = np.random.default_rng(None if seed is None else [seed, 1])
+    for name in names:
+        W = params[name]
+        m = W.shape[1]
+        for g in range(W.shape[0] // m):
+            q, r = np.linalg.qr(rng.standard_normal((m, m)))
+            W[g * m:(g + 1) * m] = (q * np.sign(np.diag(r))).astype(dtype)
+    return params
+
+
 def check_sizes(K: int, m: int) -> None:
     if K < 1 or m < 1:
         raise ValueError(f"K and m must be at least 1 (got K={K}, m={m})")

@@ -28,6 +28,7 @@ from .common import (StreamsWorkspace, check_id, check_ids, check_sizes, halved_
 
 PARAM_NAMES = ("U", "W", "V", "b", "c", "U2", "W2", "b2")    # the shared names first, in every cell's order
 LAYERS = 2    # recurrent layers (the upper one reads the lower one's h): what bench counts the matrix products by
+RECURRENT = ("W", "W2")    # the matrices that multiply a layer's own state: what init="orthogonal" sets
 
 
 def param_shapes(K: int, m: int) -> dict[str, tuple[int, ...]]:

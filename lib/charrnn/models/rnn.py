@@ -26,6 +26,7 @@ from .common import StreamsWorkspace, check_id, check_ids, check_sizes, normal_i
 
 PARAM_NAMES = ("U", "W", "V", "b", "c")
 LAYERS = 1    # recurrent layers: what bench counts the matrix products by
+RECURRENT = ("W",)    # the matrices that multiply the state, (gates * m, m): what init="orthogonal" sets
 
 
 def param_shapes(K: int, m: int) -> dict[str, tuple[int, ...]]:
