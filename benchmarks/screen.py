@@ -55,6 +55,7 @@ SETTINGS = {
     "gru2, clip_norm 1": {"cell": "gru2", "m": 256, "clip_norm": 1.0},
     "gru2, ema 0.99": {"cell": "gru2", "m": 256, "ema": 0.99},
     "gru2, ema 0.98": {"cell": "gru2", "m": 256, "ema": 0.98},
+    "gru2, orthogonal recurrent init": {"cell": "gru2", "m": 256, "init": "orthogonal"},
 }
 
 
