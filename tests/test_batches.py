@@ -205,6 +205,7 @@ def test_init_orthogonal_starts_the_run_from_initial_params(text_small, tmp_path
     with pytest.raises(ConfigError, match="init must be one of normal, orthogonal, got 'uniform'"):
         base.replace(init="uniform")
 
+
 def test_schedules():
     c = TrainConfig(schedule="cosine", final_eta=0.1, eta=1.0, warmup=4)
     assert [c.eta_at(k, 0.0) for k in range(4)] == [0.25, 0.5, 0.75, 1.0]

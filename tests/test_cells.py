@@ -262,7 +262,6 @@ def test_init_params(name, dtype):
     assert not np.array_equal(p["W"], other["W"])
 
 
-
 @pytest.mark.parametrize("name", CELLS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_orthogonal_init_makes_each_recurrent_gate_block_orthogonal_and_keeps_the_other_weights(name, dtype):
@@ -287,6 +286,7 @@ def test_orthogonal_init_makes_each_recurrent_gate_block_orthogonal_and_keeps_th
     assert all(np.array_equal(plain[k], normal[k]) for k in p)
     with pytest.raises(ValueError, match="init must be one of normal, orthogonal"):
         initial_params(cell, K, m, 0.02, 0, dtype, "uniform")
+
 
 # --- 7. the registry's helpers work for every cell -----------------------------------------------
 
