@@ -211,6 +211,9 @@ def test_schedules():
     assert [c.eta_at(k, 0.0) for k in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert c.eta_at(10, 0.0) == 1.0 and c.eta_at(10, 0.5) == pytest.approx(0.55) and c.eta_at(10, 1.0) == pytest.approx(0.1)
     assert c.eta_at(10, 2.0) == pytest.approx(0.1)
+    line = c.replace(schedule="linear")                  # the same ends, a straight line between them
+    assert [line.eta_at(k, 0.0) for k in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert [line.eta_at(10, p) for p in (0.0, 0.25, 0.5, 1.0, 2.0)] == pytest.approx([1.0, 0.775, 0.55, 0.1, 0.1])
     s = TrainConfig(schedule="step", decay_every=100, decay_rate=0.5, eta=0.8)
     assert [s.eta_at(k, 0) for k in (0, 99, 100, 250)] == [0.8, 0.8, 0.4, 0.2]
     assert TrainConfig().eta_at(12345, 0.7) == 0.1
@@ -243,7 +246,7 @@ def test_a_cosine_schedule_follows_the_time_budget(text_small, monkeypatch):
     ("batch_size", 0, "batch_size must be an integer >= 1"),
     ("clip_norm", 0.0, "clip_norm must be > 0"),
     ("objective", "median", "objective must be one of sum, mean"),
-    ("schedule", "linear", "schedule must be one of constant, cosine, step"),
+    ("schedule", "exponential", "schedule must be one of constant, cosine, linear, step"),
     ("reset_prob", 1.5, r"reset_prob must be in \[0, 1\]"),
     ("warmup", -1, "warmup must be an integer >= 0"),
     ("val_streams", 0, "val_streams must be an integer >= 1"),

@@ -210,7 +210,7 @@ def test_a_run_continues_another_only_when_nothing_depends_on_its_length():
     assert runs.continues(longer, CFG) and runs.continues(longer.replace(schedule="step"), CFG.replace(schedule="step"))
     assert not runs.continues(CFG, longer) and not runs.continues(CFG, CFG)            # not longer
     assert not runs.continues(longer.replace(eta=0.05), CFG)                             # another setting
-    for open_ended in (dict(schedule="cosine"), dict(time_budget=5.0), dict(epochs=3)):  # the length matters
+    for open_ended in (dict(schedule="cosine"), dict(schedule="linear"), dict(time_budget=5.0), dict(epochs=3)):
         assert not runs.continues(longer.replace(**open_ended), CFG.replace(**open_ended)), open_ended
 
 

@@ -65,7 +65,7 @@ TRAIN_OPTIONS = (
                                               "character (default sum)"),
     ("optimisation", "schedule", SCHEDULES, "learning-rate schedule (default constant)"),
     ("optimisation", "warmup", _int, "updates of linear learning-rate warm-up (default 0)"),
-    ("optimisation", "final_eta", float, f"the cosine schedule's last rate, a fraction of eta (default {_D.final_eta})"),
+    ("optimisation", "final_eta", float, f"the cosine and linear schedules' last rate, a fraction of eta (default {_D.final_eta})"),
     ("model", "dropout", float, "during training, drop each entry of the hidden state the output layer reads "
                                 "with this probability (default 0)"),
     ("optimisation", "weight_decay", float, "shrink the weight matrices by eta * this after each step, as AdamW "

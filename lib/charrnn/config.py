@@ -9,7 +9,7 @@ OPTIMIZERS = ("adagrad", "rmsprop", "adam")
 DTYPES = ("float64", "float32")
 CELLS = ("rnn", "gru", "lstm", "gru2")   # the registry's names (charrnn.models.CELLS)
 OBJECTIVES = ("sum", "mean")
-SCHEDULES = ("constant", "cosine", "step")
+SCHEDULES = ("constant", "cosine", "linear", "step")
 INITS = ("normal", "orthogonal")    # the initial weights (charrnn.models.initial_params)
 
 
@@ -65,11 +65,12 @@ class TrainConfig:
     # assignment's), or "mean" per character (the gradient divided by T; the logged loss stays per sequence either
     # way)
     objective: str = _setting("sum", OPTIMISATION)
-    # learning rate: "constant", "cosine" (from eta down to final_eta * eta at the end of the run or of time_budget)
-    # or "step" (times decay_rate every decay_every)
+    # learning rate: "constant", "cosine" (from eta down to final_eta * eta at the end of the run or of time_budget,
+    # along half a cosine), "linear" (the same fall along a straight line) or "step" (times decay_rate every
+    # decay_every)
     schedule: str = _setting("constant", OPTIMISATION)
     warmup: int = _setting(0, OPTIMISATION)  # updates of linear warm-up from 0 to eta, before the schedule
-    final_eta: float = _setting(0.1, OPTIMISATION)  # the cosine schedule's last rate, as a fraction of eta
+    final_eta: float = _setting(0.1, OPTIMISATION)  # the cosine and linear schedules' last rate, a fraction of eta
     decay_every: int = _setting(10_000, OPTIMISATION)  # the step schedule's interval, in updates
     decay_rate: float = _setting(0.5, OPTIMISATION)  # the step schedule's factor
     # during training, zero each entry of the hidden state the output layer reads with this probability (and scale
@@ -208,10 +209,12 @@ class TrainConfig:
 
     def eta_at(self, step: int, progress: float) -> float:
         """The learning rate of update step + 1 (step updates done); progress in [0, 1] is how far the run is
-        (the larger of its share of the updates and of the time budget), for the cosine schedule."""
+        (the larger of its share of the updates and of the time budget), for the cosine and linear schedules."""
         eta = self.eta
         if self.schedule == "cosine":
             eta *= self.final_eta + (1 - self.final_eta) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        elif self.schedule == "linear":
+            eta *= self.final_eta + (1 - self.final_eta) * (1 - min(progress, 1.0))
         elif self.schedule == "step":
             eta *= self.decay_rate ** (step // self.decay_every)
         if step < self.warmup:

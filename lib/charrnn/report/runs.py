@@ -208,13 +208,13 @@ def run(name: str, config: TrainConfig, corpus=None, force: bool = False, progre
 
 def continues(config: TrainConfig, earlier: TrainConfig) -> bool:
     """Whether a run of config is a run of earlier trained on: the same settings but more updates. Nothing of
-    the training may follow the run's length (a cosine schedule does, and a time budget or epochs leave it
-    open). Resuming is exact, so such a run can start from earlier's last checkpoint to the same result."""
+    the training may follow the run's length (a cosine or linear schedule does, and a time budget or epochs
+    leave it open). Resuming is exact, so such a run can start from earlier's last checkpoint to the same result."""
     mine, theirs = _key(config), _key(earlier)
     length = set(TrainConfig.names(role=LENGTH))
     open_ended = (config.epochs, earlier.epochs, config.time_budget, earlier.time_budget) != (None,) * 4
-    return (all(v == theirs.get(k) for k, v in mine.items() if k not in length) and config.schedule != "cosine"
-            and not open_ended and earlier.n_updates < config.n_updates)
+    return (all(v == theirs.get(k) for k, v in mine.items() if k not in length)
+            and config.schedule not in ("cosine", "linear") and not open_ended and earlier.n_updates < config.n_updates)
 
 
 def starts(jobs: dict) -> dict:
