@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # name: (what it changes, the fields it sets on the preset). The rows measured before the preset took ema=0.98
 # (all but the two ema rows) read the held-out loss from the trained weights; run again, they would average them.
+# The rows measured before it took schedule="linear" (all but the linear rows) ran the cosine: screening.json
+# records it in their fields, and run again they would fall linearly.
 SETTINGS = {
     "gru m=256 (the previous preset)": {"cell": "gru", "m": 256},
     "gru m=256, eta 2e-2": {"cell": "gru", "m": 256, "eta": 2e-2},
@@ -56,6 +58,8 @@ SETTINGS = {
     "gru2, ema 0.99": {"cell": "gru2", "m": 256, "ema": 0.99},
     "gru2, ema 0.98": {"cell": "gru2", "m": 256, "ema": 0.98},
     "gru2, orthogonal recurrent init": {"cell": "gru2", "m": 256, "init": "orthogonal"},
+    "gru2, linear decay": {"cell": "gru2", "m": 256, "schedule": "linear"},
+    "gru2, linear decay to 0": {"cell": "gru2", "m": 256, "schedule": "linear", "final_eta": 0.0},
 }
 
 

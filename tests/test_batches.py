@@ -219,8 +219,9 @@ def test_schedules():
     assert TrainConfig().eta_at(12345, 0.7) == 0.1
 
 
-def test_a_cosine_schedule_follows_the_time_budget(text_small, monkeypatch):
-    """With a time budget the cosine runs over the budget's seconds: the last updates use rates near the end.
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_a_decaying_schedule_follows_the_time_budget(text_small, monkeypatch, schedule):
+    """With a time budget the schedule runs over the budget's seconds: the last updates use rates near the end.
     The trainer's clock is replaced by one that advances 0.25 ms per reading, so the test does not depend
     on how fast or how loaded the machine is."""
     import types
@@ -236,7 +237,7 @@ def test_a_cosine_schedule_follows_the_time_budget(text_small, monkeypatch):
     real = trainer_mod.STEPS["adam"]
     monkeypatch.setitem(trainer_mod.STEPS, "adam", lambda g, *a, **kw: etas.append(kw["eta"]) or real(g, *a, **kw))
     h = train(text_small, TrainConfig(m=8, seq_length=10, n_updates=10**7, time_budget=0.5, optimizer="adam",
-                                      eta=0.01, schedule="cosine", final_eta=0.1, sample_length=0))
+                                      eta=0.01, schedule=schedule, final_eta=0.1, sample_length=0))
     assert h.stopped == "time budget" and etas[0] == pytest.approx(0.01, rel=1e-3) and len(etas) > 200
     assert etas[-1] < 0.0015 and all(a >= b for a, b in zip(etas, etas[1:]))
 

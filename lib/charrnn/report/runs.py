@@ -135,7 +135,7 @@ def budget_config(s) -> TrainConfig:
 def same_work(name: str, config: TrainConfig, timed: History, seeds) -> dict:
     """{NAME-seedK: config} for each of seeds but config's own: the timed run's settings under another seed,
     for exactly the updates the timed run made in its time budget. Without a time budget they do the same
-    work on any machine, whatever its speed or load, and can be trained two at a time; the cosine schedule
+    work on any machine, whatever its speed or load, and can be trained two at a time; a decaying schedule
     follows their updates as the timed run's followed its seconds."""
     return {f"{name}-seed{k}": config.replace(seed=k, time_budget=None, n_updates=timed.step)
             for k in seeds if k != config.seed}
