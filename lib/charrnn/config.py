@@ -10,6 +10,7 @@ DTYPES = ("float64", "float32")
 CELLS = ("rnn", "gru", "lstm", "gru2")   # the registry's names (charrnn.models.CELLS)
 OBJECTIVES = ("sum", "mean")
 SCHEDULES = ("constant", "cosine", "linear", "step")
+DECAYS = ("cosine", "linear")    # the schedules that fall over the whole run, so follow its length
 INITS = ("normal", "orthogonal")    # the initial weights (charrnn.models.initial_params)
 
 

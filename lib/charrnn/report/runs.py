@@ -34,7 +34,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from ..checkpoint import VERSION, load_checkpoint
-from ..config import LENGTH, PRESETS, TrainConfig
+from ..config import DECAYS, LENGTH, PRESETS, TrainConfig
 from ..corpus import Corpus, default_corpus_path
 from ..fileio import write_json_atomic
 from ..paths import repo_root, runs_dir
@@ -214,7 +214,7 @@ def continues(config: TrainConfig, earlier: TrainConfig) -> bool:
     length = set(TrainConfig.names(role=LENGTH))
     open_ended = (config.epochs, earlier.epochs, config.time_budget, earlier.time_budget) != (None,) * 4
     return (all(v == theirs.get(k) for k, v in mine.items() if k not in length)
-            and config.schedule not in ("cosine", "linear") and not open_ended and earlier.n_updates < config.n_updates)
+            and config.schedule not in DECAYS and not open_ended and earlier.n_updates < config.n_updates)
 
 
 def starts(jobs: dict) -> dict:
