@@ -98,9 +98,10 @@ def test_gated_cells_learn_the_repeating_text(cell):
     assert sample(h.params, Vocabulary.from_text(text), 16, prime="a", temperature=0, cell=cell) == "bcdefghabcdefgha"
 
 
-def test_lstm_batches_resume_bit_for_bit_and_carry_their_state(tmp_path, text_small):
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_lstm_batches_resume_bit_for_bit_and_carry_their_state(tmp_path, text_small, schedule):
     cfg = TrainConfig(cell="lstm", m=8, seq_length=9, batch_size=3, n_updates=90, optimizer="adam", eta=0.01,
-                      schedule="cosine", warmup=10, clip_norm=1.0, objective="mean", dtype="float32",
+                      schedule=schedule, warmup=10, clip_norm=1.0, objective="mean", dtype="float32",
                       checkpoint_every=25, sample_every=40, sample_length=20, reset_prob=0.05)
     full = train(text_small, cfg)
     d = tmp_path / "run"
