@@ -60,6 +60,10 @@ SETTINGS = {
     "gru2, orthogonal recurrent init": {"cell": "gru2", "m": 256, "init": "orthogonal"},
     "gru2, linear decay": {"cell": "gru2", "m": 256, "schedule": "linear"},
     "gru2, linear decay to 0": {"cell": "gru2", "m": 256, "schedule": "linear", "final_eta": 0.0},
+    "gru2 linear, eta 1.2e-2": {"cell": "gru2", "m": 256, "schedule": "linear", "eta": 1.2e-2},
+    "gru2 linear, warmup 50": {"cell": "gru2", "m": 256, "schedule": "linear", "warmup": 50},
+    "gru2 linear, final_eta 0.1": {"cell": "gru2", "m": 256, "schedule": "linear", "final_eta": 0.1},
+    "gru2, cosine decay": {"cell": "gru2", "m": 256, "schedule": "cosine"},
 }
 
 
