@@ -6,18 +6,19 @@ from charrnn import bench
 from charrnn.models import get_cell
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])     # float32: the GRUs' compiled kernels, if numba is there
 @pytest.mark.parametrize("cell", ["gru", "lstm", "gru2"])
-def test_flop_count_is_the_products_a_training_update_makes(cell, monkeypatch):
+def test_flop_count_is_the_products_a_training_update_makes(cell, dtype, monkeypatch):
     """Every np.dot of one forward and backward pass, 2 M N K each, except the one-hot products for dU
-    (which bench does not count): per character, what matmul_flops_per_char says. The first step's
-    backward recurrent product is the one the loop skips (h_0 takes no gradient), per layer."""
+    (which bench does not count, and the kernels replace): per character, what matmul_flops_per_char says.
+    The first step's backward recurrent product is the one the loop skips (h_0 takes no gradient), per layer."""
     c = get_cell(cell)
     B, T, K, m = 3, 4, 7, 5
-    params = c.init_params(K, m, 0.1, seed=0)
-    ws = c.workspace(B, T, K, m)
+    params = c.init_params(K, m, 0.1, seed=0, dtype=dtype)
+    ws = c.workspace(B, T, K, m, dtype)
     rng = np.random.default_rng(1)
     X, Y = rng.integers(0, K, (B, T)), rng.integers(0, K, (B, T))
-    S0 = rng.standard_normal((B, c.state_size(m)))
+    S0 = rng.standard_normal((B, c.state_size(m))).astype(dtype)
     flops, dot = [], np.dot
     onehot = ws.low.onehot if cell == "gru2" else ws.onehot      # the one-hot rows built for dU
 

@@ -114,12 +114,13 @@ def test_the_stored_speed_result_is_keyed_to_the_code(tmp_path):
     assert len(before) == 12 and before == bench.code_version()
     here = Path(bench.__file__).parent
     shutil.copytree(here / "models", tmp_path / "models")
-    for name in ("optim", "trainer", "bench"):
+    for name in ("optim", "trainer", "bench", "jit"):
         shutil.copy(here / f"{name}.py", tmp_path / f"{name}.py")
     assert bench.code_version(tmp_path) == before
-    reference = tmp_path / "models" / "reference.py"
-    reference.write_bytes(reference.read_bytes() + b"\n")
-    assert bench.code_version(tmp_path) != before
+    for changed in (tmp_path / "jit.py", tmp_path / "models" / "reference.py"):    # the kernels count too
+        changed.write_bytes(changed.read_bytes() + b"\n")
+        assert bench.code_version(tmp_path) != before
+        before = bench.code_version(tmp_path)
 
 
 def test_train_and_sample_a_gated_cell_with_batches(tmp_path, corpus_file):
@@ -159,6 +160,20 @@ def test_bench_a_cell_prints_characters_per_second_and_the_gemm_share_as_json(co
     assert last["chars_per_s"] > 0 and 0 < last["gemm_fraction"] and last["cell"] == "lstm"
     assert last["flops_per_char"] == 6 * 4 * 16 * 16 + 6 * len(set(corpus_file.read_text())) * 16
     assert "share of that GEMM rate" in r.stdout and "characters/s" in r.stdout
+    from charrnn import jit
+    assert last["kernels"] == (jit.numba is not None)              # Adam's kernel, float32
+    r = cli("bench", "--corpus", corpus_file, "--cell", "gru2", "--batch-size", 4, "--seq-length", 16, "--m", 16,
+            "--dtype", "float32", "--updates", 5, "--rounds", 1, "--json", "--no-kernels")
+    last = json.loads(r.stdout.strip().splitlines()[-1])
+    assert last["kernels"] is False and last["chars_per_s"] > 0 and "compiled kernels" not in r.stdout
+
+
+def test_no_kernels_is_refused_for_the_classic_comparison(corpus_file):
+    r = cli("bench", "--corpus", corpus_file, "--no-kernels", "--updates", 5, "--rounds", 1, check=False)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == ["charrnn bench: error: --no-kernels applies to a cell's speed "
+                                             "(--cell, --batch-size, --seq-length or --dtype); the classic "
+                                             "comparison runs in float64, which has none"]
 
 
 def test_the_budget_preset_trains_on_any_corpus_and_records_the_held_out_loss(tmp_path, corpus_file):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import jit
 from .config import TrainConfig
 from .corpus import Corpus
 from .models.reference import classic_train
@@ -30,7 +31,7 @@ def code_version(package: Path | None = None) -> str:
     again after either changes. package: the charrnn directory to read (default: this one)."""
     h = hashlib.sha256()
     here = Path(__file__).parent if package is None else Path(package)
-    for path in sorted((here / "models").glob("*.py")) + [here / f"{n}.py" for n in ("optim", "trainer", "bench")]:
+    for path in sorted((here / "models").glob("*.py")) + [here / f"{n}.py" for n in ("optim", "trainer", "bench", "jit")]:
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
 
@@ -142,14 +143,20 @@ def matmul_seconds(G: int, B: int, T: int, K: int, m: int, dtype, repeats: int =
 
 
 def cell_speed(text, cell: str = "lstm", batch_size: int = 32, seq_length: int = 64, m: int = 256,
-               dtype: str = "float32", updates: int | None = None, rounds: int = 5, seed: int = 0) -> dict:
+               dtype: str = "float32", updates: int | None = None, rounds: int = 5, seed: int = 0,
+               kernels: bool = True) -> dict:
     """Training speed of a cell, and the share of this machine's matrix-multiply rate it reaches.
 
     Rounds alternate a training run of `updates` updates (Adam, per-character loss) with timing the same
-    update's matrix products alone (matmul_seconds); each figure is the best round's.
+    update's matrix products alone (matmul_seconds); each figure is the best round's. kernels=False runs
+    NumPy's path even where the compiled kernels (charrnn/jit.py) would run.
     Returns {"chars_per_s", "gemm_fraction", "flops_per_char", "gemm_flops_per_s", "ms_per_update",
-    "gemm_ms_per_update", "cell", "batch_size", "seq_length", "m", "dtype", "updates", "rounds"}.
+    "gemm_ms_per_update", "cell", "batch_size", "seq_length", "m", "dtype", "updates", "rounds",
+    "kernels": whether the kernels ran (Adam's for any float32 cell, the gates' for gru and gru2)}.
     """
+    if not kernels:
+        with jit.numpy_only():
+            return cell_speed(text, cell, batch_size, seq_length, m, dtype, updates, rounds, seed)
     from .models import get_cell
     corpus = text if isinstance(text, Corpus) else Corpus.from_text(text)
     K, B, T = len(corpus.vocab), batch_size, seq_length
@@ -170,11 +177,12 @@ def cell_speed(text, cell: str = "lstm", batch_size: int = 32, seq_length: int =
     return {"chars_per_s": chars, "gemm_fraction": chars * flops / rate, "flops_per_char": flops,
             "gemm_flops_per_s": rate, "ms_per_update": per_update * 1e3, "gemm_ms_per_update": gemm * 1e3,
             "cell": cell, "batch_size": B, "seq_length": T, "m": m, "dtype": dtype, "updates": updates,
-            "rounds": rounds}
+            "rounds": rounds, "kernels": jit.enabled(dtype)}
 
 
 def format_cell_speed(r: dict) -> str:
-    return (f"cell={r['cell']} batch_size={r['batch_size']} seq_length={r['seq_length']} m={r['m']} {r['dtype']}: "
+    return (f"cell={r['cell']} batch_size={r['batch_size']} seq_length={r['seq_length']} m={r['m']} {r['dtype']}"
+            f"{', compiled kernels' if r.get('kernels') else ''}: "
             f"{r['rounds']} alternating rounds of {r['updates']} updates, best round of each\n"
             f"  training                 : {r['chars_per_s']:10,.0f} characters/s ({r['ms_per_update']:.2f} ms per update)\n"
             f"  matrix products alone    : {r['gemm_ms_per_update']:10.2f} ms per update = "

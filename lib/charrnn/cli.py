@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "else enough for about a second)")
     p.add_argument("--rounds", type=_int, default=None, help="alternating rounds, best kept (default 15, or 5)")
     p.add_argument("--corpus", help="text file (default: the default corpus)")
+    p.add_argument("--no-kernels", action="store_true",
+                   help="run NumPy's path only, without the compiled float32 kernels (numba)")
     p.add_argument("--json", action="store_true", help="end with one line of JSON")
     return parser
 
@@ -306,13 +308,16 @@ def cmd_bench(args) -> int:
     from . import bench
     corpus = Corpus.from_file(_corpus_path(args.corpus))
     classic = args.cell in (None, "rnn") and args.batch_size is None and args.seq_length is None and args.dtype is None
+    if classic and args.no_kernels:
+        raise ValueError("--no-kernels applies to a cell's speed (--cell, --batch-size, --seq-length or --dtype); "
+                         "the classic comparison runs in float64, which has none")
     if classic:                         # the assignment's model: against the classic per-timestep loop
         r = bench.compare(corpus, updates=args.updates or 1000, rounds=args.rounds or 15, m=args.m or 100)
         print(bench.format_result(r))
     else:
         r = bench.cell_speed(corpus, cell=args.cell or "rnn", batch_size=args.batch_size or 1,
                              seq_length=args.seq_length or 25, m=args.m or 100, dtype=args.dtype or "float64",
-                             updates=args.updates, rounds=args.rounds or 5)
+                             updates=args.updates, rounds=args.rounds or 5, kernels=not args.no_kernels)
         print(bench.format_cell_speed(r))
     if args.json:
         print(json.dumps(r))

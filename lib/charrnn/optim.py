@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import jit
+
 STATE_KEYS = {"adagrad": ("G",), "rmsprop": ("G",), "adam": ("M", "S")}
 EMA_KEY = "E"
 
@@ -69,8 +71,13 @@ def rmsprop_step(g, state, work, eta, eps, clip, rho, **_):
 
 def adam_step(g, state, work, eta, eps, clip, beta1, beta2, t, **_):
     """Adam with bias correction, t the 1-based update count; the step is written into work."""
-    clip_and_square_(g, clip, work)
     M, S = state["M"], state["S"]
+    scale = eta * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+    if jit.enabled(g.dtype):                        # one compiled pass, the same bits (charrnn/jit.py)
+        f = np.float32
+        jit.adam_step(g, M, S, work, f(clip), f(beta1), f(1 - beta1), f(beta2), f(1 - beta2), f(eps), float(scale))
+        return
+    clip_and_square_(g, clip, work)
     S *= beta2
     work *= 1 - beta2
     S += work                       # S = beta2 S + (1 - beta2) g*g
@@ -80,7 +87,7 @@ def adam_step(g, state, work, eta, eps, clip, beta1, beta2, t, **_):
     np.sqrt(S, work)
     work += eps
     np.divide(M, work, work)
-    work *= eta * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+    work *= scale
 
 
 def ema_step_(E, theta, decay, work) -> None:

@@ -23,11 +23,15 @@ arithmetic). As in models/lstm.py, sigmoid(z) = (1 + tanh(z/2)) / 2 lets one tan
 once their rows of W, U and b are halved (exact in floating point), and backward every factor that
 does not depend on the recurrence is computed for all t at once, so the loop over time only carries
 dL/dh. `step` is the plain per-step reference the fast path is tested against.
+
+In float32, with numba installed, the element-wise work of each step runs as one compiled kernel instead
+(charrnn/jit.py): the same loops, the same buffers, with NumPy's calls as the reference it is tested against.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .. import jit
 from . import output
 from .common import (StreamsWorkspace, check_id, check_ids, check_sizes, halved_inputs, normal_init,
                      sigmoid, swap_time_and_rows)
@@ -90,6 +94,8 @@ class BatchWorkspace(StreamsWorkspace):
     DZ (4m, T, B)    backward: the first four blocks of F, in the (4m, T*B) layout whose row blocks
                      dW, dU and db take whole (dL/dzx_u = dL/dzh_u and dL/dzx_r = dL/dzh_r)
     Wh (3m, m), bh (3m, 1): W and b with the gate rows halved, Uh (3m, K) U + b likewise, per update
+    XT (T, 3m, B)    zx_t again, one contiguous block per step, for the compiled kernels (None without them);
+                     they write F's first four blocks directly, and leave the fifth unused
     """
 
     def __init__(self, B: int, T: int, K: int, m: int, dtype=np.float64):
@@ -114,6 +120,8 @@ class BatchWorkspace(StreamsWorkspace):
         self.onehot = np.empty((T * B, K), dtype)
         self.rows = np.arange(T * B)
         self.keep = self.Hd = None                  # dropout on the output layer's input (output.dropout_buffers)
+        # the fused kernels' zx_t, one contiguous (3m, B) block per step (None: NumPy's path, from XZ)
+        self.XT = np.empty((T, 3 * m, B), dtype) if jit.enabled(dtype) else None
         ZH, XZ, N, H, F = self.ZH, self.XZ, self.N, self.H, self.F
         # the views each step works on, made once: (zh, the u and r blocks of zh and of zx, u, r, zh_n,
         # zx_n, n, h_{t-1}, h_t)
@@ -157,18 +165,23 @@ def recurrence(ws: BatchWorkspace) -> None:
     T, m, B = ws.N.shape
     H = ws.H
     Wh, tanh, mul = ws.Wh, np.tanh, np.multiply
-    for zh, zh_ur, zx_ur, u, r, zh_n, zx_n, n, h_prev, h in ws.forward_steps:
-        np.dot(Wh, h_prev, zh)           # zh_t = W h_{t-1}, with the u, r blocks halved
-        zh_ur += zx_ur
-        tanh(zh_ur, zh_ur)
-        zh_ur *= 0.5
-        zh_ur += 0.5                     # zh_ur now holds u_t, r_t = sigmoid(zx + zh)
-        mul(r, zh_n, n)                  # n_t = tanh(zx_n + r_t zh_n)
-        n += zx_n
-        tanh(n, n)
-        np.subtract(h_prev, n, h)        # h_t = n_t + u_t (h_{t-1} - n_t)
-        h *= u
-        h += n
+    if ws.XT is not None:                # the fused kernels (models/jit.py)
+        for t, (zh, *_, h_prev, h) in enumerate(ws.forward_steps):
+            np.dot(Wh, h_prev, zh)
+            jit.gru_forward_step(ws.ZH, ws.XT, ws.N, H, t)
+    else:
+        for zh, zh_ur, zx_ur, u, r, zh_n, zx_n, n, h_prev, h in ws.forward_steps:
+            np.dot(Wh, h_prev, zh)           # zh_t = W h_{t-1}, with the u, r blocks halved
+            zh_ur += zx_ur
+            tanh(zh_ur, zh_ur)
+            zh_ur *= 0.5
+            zh_ur += 0.5                     # zh_ur now holds u_t, r_t = sigmoid(zx + zh)
+            mul(r, zh_n, n)                  # n_t = tanh(zx_n + r_t zh_n)
+            n += zx_n
+            tanh(n, n)
+            np.subtract(h_prev, n, h)        # h_t = n_t + u_t (h_{t-1} - n_t)
+            h *= u
+            h += n
     np.copyto(ws.HR.reshape(T + 1, B, m), H.transpose(0, 2, 1))     # one row per position, for the layer above
 
 
@@ -208,6 +221,9 @@ def input_gradients(ws: BatchWorkspace, dZ, xs, dU, db) -> None:
     per input character the sum of its dzx (a product with the one-hot rows)."""
     m = dZ.shape[0] // 4
     T, B = xs.shape
+    if ws.XT is not None:                            # one compiled pass (charrnn/jit.py)
+        jit.input_gradients(dZ, xs.reshape(T * B), dU, db)
+        return
     dzx_ur, dzx_n = dZ[:2 * m], dZ[3 * m:]            # dL/dzx_u = dL/dzh_u and dL/dzx_r = dL/dzh_r
     np.take(ws.eye, xs, axis=0, out=ws.onehot.reshape(T, B, -1), mode="clip")
     np.dot(dzx_ur, ws.onehot, dU[:2 * m])
@@ -224,6 +240,14 @@ def recurrence_backward(W, ws: BatchWorkspace) -> None:
     m = m3 // 3
     H, N, ZH, F, DH, DZ = ws.H, ws.N, ws.ZH, ws.F, ws.DH, ws.DZ
     np.copyto(DH, ws.DR.reshape(T, B, m).transpose(0, 2, 1))    # (T, m, B): dL/dh_t from above
+    if ws.XT is not None:                # the fused kernels (models/jit.py)
+        R, WT = ws.R, W.T
+        for t in range(T - 1, -1, -1):
+            jit.gru_backward_step(ZH, N, H, DH, R, F, t, t < T - 1)
+            if t:
+                np.dot(WT, F[t, :3 * m], R)
+        swap_time_and_rows(F[:, :4 * m], DZ)
+        return
 
     # the factors, for all t at once
     u, r, zh_n = ZH[:, :m], ZH[:, m:2 * m], ZH[:, 2 * m:]
