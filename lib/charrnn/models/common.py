@@ -85,7 +85,7 @@ def halved_inputs(params, X, ws):
     np.multiply(b[:, None], ws.half, ws.bh)
     ws.Uh += ws.bh                                   # (G m, K): column k is U x + b for x = k, sigmoid rows halved
     np.multiply(W, ws.half, ws.Wh)                   # (G m, m): W, sigmoid rows halved
-    if ws.XT is not None:                            # (T, G m, B), for the fused kernels (models/jit.py)
+    if ws.XT is not None:                            # (T, G m, B), for the fused kernels (charrnn/jit.py)
         jit.gather_inputs(ws.Uh, xs, ws.XT)
     else:
         np.take(ws.Uh, xs, axis=1, out=ws.XZ, mode="clip")    # (G m, T, B): U x_t + b for every position
@@ -104,7 +104,7 @@ class StreamsWorkspace:
     """Base of the B-stream cells' workspaces: the buffers of one (B, T, K, m, dtype), which `fits` checks
     before a forward pass reuses them. A subclass sets self.key = (B, T, K, m, np.dtype(dtype))."""
     key: tuple
-    XT = None       # the GRU's inputs laid out for the fused kernels (models/jit.py), when they run
+    XT = None       # the GRU's inputs laid out for the fused kernels (charrnn/jit.py), when they run
 
     def fits(self, B: int, T: int, params) -> bool:
         K, m = params["V"].shape

@@ -25,7 +25,8 @@ does not depend on the recurrence is computed for all t at once, so the loop ove
 dL/dh. `step` is the plain per-step reference the fast path is tested against.
 
 In float32, with numba installed, the element-wise work of each step runs as one compiled kernel instead
-(charrnn/jit.py): the same loops, the same buffers, with NumPy's calls as the reference it is tested against.
+(charrnn/jit.py): the same loop over time and the same buffers (plus XT, the inputs one block per step),
+with NumPy's calls as the reference the kernels are tested against.
 """
 from __future__ import annotations
 
@@ -165,7 +166,7 @@ def recurrence(ws: BatchWorkspace) -> None:
     T, m, B = ws.N.shape
     H = ws.H
     Wh, tanh, mul = ws.Wh, np.tanh, np.multiply
-    if ws.XT is not None:                # the fused kernels (models/jit.py)
+    if ws.XT is not None:                # the fused kernels (charrnn/jit.py)
         for t, (zh, *_, h_prev, h) in enumerate(ws.forward_steps):
             np.dot(Wh, h_prev, zh)
             jit.gru_forward_step(ws.ZH, ws.XT, ws.N, H, t)
@@ -240,7 +241,7 @@ def recurrence_backward(W, ws: BatchWorkspace) -> None:
     m = m3 // 3
     H, N, ZH, F, DH, DZ = ws.H, ws.N, ws.ZH, ws.F, ws.DH, ws.DZ
     np.copyto(DH, ws.DR.reshape(T, B, m).transpose(0, 2, 1))    # (T, m, B): dL/dh_t from above
-    if ws.XT is not None:                # the fused kernels (models/jit.py)
+    if ws.XT is not None:                # the fused kernels (charrnn/jit.py)
         R, WT = ws.R, W.T
         for t in range(T - 1, -1, -1):
             jit.gru_backward_step(ZH, N, H, DH, R, F, t, t < T - 1)

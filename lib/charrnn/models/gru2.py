@@ -114,7 +114,7 @@ def forward_batch(params, X, Y, S0, ws: BatchWorkspace):
     np.dot(ws.U2h, ws.H1.reshape(m, T * B), up.XZ.reshape(3 * m, T * B))
     up.XZ += ws.b2h
     if up.XT is not None:
-        swap_time_and_rows(up.XZ, up.XT)             # (T, 3m, B) for the fused kernels (models/jit.py)
+        swap_time_and_rows(up.XZ, up.XT)             # (T, 3m, B) for the fused kernels (charrnn/jit.py)
     up.H[0] = S0[:, :m].T
     gru.recurrence(up)
     loss = output.forward(V, c, up.HR[B:], ys, up.O, up.rows, ws.keep, ws.Hd)
